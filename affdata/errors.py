@@ -1,0 +1,61 @@
+"""Typed errors of the library.
+
+The CLI turns any :class:`AffdataError` into one line on stderr and exit status 1, so every
+message here is written to stand alone: it names the file (and line) or the object at fault
+and says what to do where that is not obvious.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AffdataError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class ConfigError(AffdataError):
+    """A bad option, URL or environment setting."""
+
+
+class StoreError(AffdataError):
+    """The store cannot be opened or used as asked."""
+
+
+class SchemaOutdatedError(StoreError):
+    """The database is at an older migration than this code expects."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was migrated by a newer release of affdata than this one."""
+
+
+class ReadOnlyError(StoreError):
+    """A statement given to the read-only SQL entry point tried to write."""
+
+
+class NotFoundError(AffdataError):
+    """A named object (video, source, split, export...) is not in the store."""
+
+
+class VocabularyError(AffdataError):
+    """An AU name, expression name or class id that no vocabulary knows."""
+
+
+class InputError(AffdataError):
+    """Bad input in a file: the message names the file, the line where known, and the reason."""
+
+    def __init__(self, path: str | Path, reason: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class VideoError(InputError):
+    """A video (or frame folder) that cannot be opened, probed or decoded."""
+
+
+class LabelFormatError(InputError):
+    """An annotation file that does not parse or whose values are out of range."""

@@ -1,0 +1,377 @@
+"""The store's tables, as SQLAlchemy 2 declarative models.
+
+One schema serves SQLite and PostgreSQL. The shape follows what the whole toolkit needs:
+
+* a **video** is a file (or a folder of numbered frame images) identified by its content hash,
+  with the decoder and stream chosen at ingest so that export decodes the same frames;
+* a **frame** row exists for every frame (index, timestamp; ``present`` is false where a frame
+  folder lacks that number), so a label can be checked against the frames that exist and the
+  ``frame_labels`` view can list unlabelled frames too;
+* a **track** is one person in a video (``main``, or ``left`` / ``right`` as in Aff-Wild2), and
+  labels hang off tracks, not videos; a track may carry per-frame **face boxes**;
+* every label row names its **label source** (an annotator, an imported annotation set, a model
+  run, or the consensus) and the **label import** (file) it came from, keyed by
+  (track, frame, source) so that several annotators of the same frame coexist;
+* AU and expression ids are FACS numbers and canonical expression ids (``affdata.vocab``);
+* **splits** assign videos to parts, **exports** record what was written from which label state.
+
+Label tables are ``WITHOUT ROWID`` on SQLite: their primary key is the lookup key, and the
+clustered layout keeps a million-frame import compact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: kinds of label source; the first two count as human labels in the consensus views
+SOURCE_KINDS = ("annotator", "dataset", "model", "consensus")
+HUMAN_SOURCE_KINDS = ("annotator", "dataset")
+
+Float64 = Float(precision=53)  # double precision on PostgreSQL, REAL on SQLite
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _without_rowid() -> dict[str, Any]:
+    return {"sqlite_with_rowid": False}
+
+
+# --- people and media -------------------------------------------------------------------------
+
+
+class Subject(Base):
+    __tablename__ = "subject"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Video(Base):
+    __tablename__ = "video"
+    __table_args__ = (
+        CheckConstraint("kind IN ('file', 'frames')", name="kind"),
+        CheckConstraint("decoder IN ('decord', 'pyav', 'images')", name="decoder"),
+        CheckConstraint("frame_count >= 0", name="frame_count"),
+        CheckConstraint("fps_num > 0 AND fps_den > 0", name="fps"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: the name labels refer to (ABAW: the file stem); unique in a store
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    subject_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subject.id", ondelete="SET NULL"), index=True
+    )
+    path: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    container: Mapped[str] = mapped_column(String(64))
+    codec: Mapped[str] = mapped_column(String(64))
+    #: index of the chosen video stream among the container's streams (NULL for frame folders)
+    stream_index: Mapped[int | None] = mapped_column(Integer)
+    decoder: Mapped[str] = mapped_column(String(16))
+    fps_num: Mapped[int] = mapped_column(Integer)
+    fps_den: Mapped[int] = mapped_column(Integer)
+    #: frames that in-order decoding yields (verified at ingest, not the container's claim)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sar_num: Mapped[int] = mapped_column(Integer, default=1)
+    sar_den: Mapped[int] = mapped_column(Integer, default=1)
+    duration_s: Mapped[float] = mapped_column(Float64)
+    is_vfr: Mapped[bool] = mapped_column(default=False)
+    #: decisions taken while probing (decoder disagreements and the like), JSON list of strings
+    notes: Mapped[list[str] | None] = mapped_column(JSON)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Frame(Base):
+    __tablename__ = "frame"
+    __table_args__ = _without_rowid()
+
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("video.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: presentation time in seconds from the first frame
+    pts_s: Mapped[float] = mapped_column(Float64)
+    #: false where a frame folder has no image for this number (a frame without a face)
+    present: Mapped[bool] = mapped_column(default=True)
+
+
+class Track(Base):
+    __tablename__ = "track"
+    __table_args__ = (UniqueConstraint("video_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("video.id", ondelete="CASCADE"))
+    #: ``main`` for the one person of a video, ``left`` / ``right`` for Aff-Wild2 pairs
+    name: Mapped[str] = mapped_column(String(64))
+    #: the person, where known; NULL means the video's subject
+    subject_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subject.id", ondelete="SET NULL"), index=True
+    )
+
+
+class FaceBox(Base):
+    __tablename__ = "face_box"
+    __table_args__ = _without_rowid()
+
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
+    )
+    frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    x: Mapped[float] = mapped_column(Float64)
+    y: Mapped[float] = mapped_column(Float64)
+    w: Mapped[float] = mapped_column(Float64)
+    h: Mapped[float] = mapped_column(Float64)
+
+
+# --- vocabularies -----------------------------------------------------------------------------
+
+
+class ActionUnit(Base):
+    __tablename__ = "action_unit"
+
+    #: the FACS number: AU12 has id 12
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(16), unique=True)
+    description: Mapped[str] = mapped_column(String(255))
+
+
+class Expression(Base):
+    __tablename__ = "expression"
+
+    #: position in the canonical order (affdata.vocab.EXPRESSIONS)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+
+
+class Vocabulary(Base):
+    """A named AU set or expression class order (``abaw2020``, ``affectnet``, ``fer2013``...)."""
+
+    __tablename__ = "vocabulary"
+    __table_args__ = (
+        UniqueConstraint("kind", "name"),
+        CheckConstraint("kind IN ('au', 'expression')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class VocabularyItem(Base):
+    __tablename__ = "vocabulary_item"
+
+    vocabulary_id: Mapped[int] = mapped_column(
+        ForeignKey("vocabulary.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: the class id or column position in the dataset's own files
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    au_id: Mapped[int | None] = mapped_column(ForeignKey("action_unit.id"))
+    expression_id: Mapped[int | None] = mapped_column(ForeignKey("expression.id"))
+
+
+class VocabAlias(Base):
+    """Other spellings: ``AU01`` -> 12, ``happy`` -> 4."""
+
+    __tablename__ = "vocab_alias"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target_id: Mapped[int] = mapped_column(Integer)
+
+
+# --- label provenance -------------------------------------------------------------------------
+
+
+class LabelSource(Base):
+    """Who or what produced labels: an annotator, an imported annotation set, a model run."""
+
+    __tablename__ = "label_source"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        CheckConstraint("kind IN ('annotator', 'dataset', 'model', 'consensus')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LabelImport(Base):
+    """One imported file (or one file's share of a source): what makes re-import a no-op."""
+
+    __tablename__ = "label_import"
+    __table_args__ = (UniqueConstraint("source_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("label_source.id", ondelete="CASCADE"))
+    #: the file's identity within its source, e.g. ``VA_Set/Training_Set/video1.txt``
+    key: Mapped[str] = mapped_column(String(1024))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(32))
+    #: what was done where the file's lines and the video's frames differ: refuse|truncate|pad
+    length_policy: Mapped[str] = mapped_column(String(16), default="refuse")
+    n_lines: Mapped[int] = mapped_column(Integer)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VALabel(Base):
+    __tablename__ = "va_label"
+    __table_args__ = (
+        CheckConstraint("valence BETWEEN -1 AND 1", name="valence"),
+        CheckConstraint("arousal BETWEEN -1 AND 1", name="arousal"),
+        Index(None, "import_id"),
+        _without_rowid(),
+    )
+
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
+    )
+    frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("label_source.id", ondelete="CASCADE"), primary_key=True
+    )
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_import.id", ondelete="CASCADE")
+    )
+    valence: Mapped[float] = mapped_column(Float64)
+    arousal: Mapped[float] = mapped_column(Float64)
+
+
+class AULabel(Base):
+    __tablename__ = "au_label"
+    __table_args__ = (
+        CheckConstraint("present IN (0, 1)", name="present"),
+        CheckConstraint("intensity BETWEEN 0 AND 5", name="intensity"),
+        CheckConstraint("present IS NOT NULL OR intensity IS NOT NULL", name="some_value"),
+        Index(None, "import_id"),
+        _without_rowid(),
+    )
+
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
+    )
+    frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("label_source.id", ondelete="CASCADE"), primary_key=True
+    )
+    au_id: Mapped[int] = mapped_column(
+        ForeignKey("action_unit.id"), primary_key=True, autoincrement=False
+    )
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_import.id", ondelete="CASCADE")
+    )
+    present: Mapped[int | None] = mapped_column(SmallInteger)
+    intensity: Mapped[float | None] = mapped_column(Float64)
+
+
+class ExprLabel(Base):
+    __tablename__ = "expr_label"
+    __table_args__ = (Index(None, "import_id"), _without_rowid())
+
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
+    )
+    frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("label_source.id", ondelete="CASCADE"), primary_key=True
+    )
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_import.id", ondelete="CASCADE")
+    )
+    expr_id: Mapped[int] = mapped_column(ForeignKey("expression.id"))
+
+
+# --- splits and exports -----------------------------------------------------------------------
+
+
+class Split(Base):
+    """A named, versioned assignment of videos to parts (train / val / test)."""
+
+    __tablename__ = "split"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        CheckConstraint("unit IN ('subject', 'video')", name="unit"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    #: what was kept disjoint across parts
+    unit: Mapped[str] = mapped_column(String(16))
+    #: how it was made: ratios, seed, stratification, or the import it came from
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: sha256 over the sorted (video content hash, part) pairs
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SplitAssignment(Base):
+    __tablename__ = "split_assignment"
+
+    split_id: Mapped[int] = mapped_column(
+        ForeignKey("split.id", ondelete="CASCADE"), primary_key=True
+    )
+    video_id: Mapped[int] = mapped_column(
+        ForeignKey("video.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class Export(Base):
+    """One run of ``affdata export``: what was written, where, from which label state."""
+
+    __tablename__ = "export"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    split_id: Mapped[int | None] = mapped_column(ForeignKey("split.id", ondelete="SET NULL"))
+    part: Mapped[str | None] = mapped_column(String(32))
+    out_dir: Mapped[str] = mapped_column(Text)
+    format_version: Mapped[int] = mapped_column(Integer)
+    #: sha256 of the label imports (source, key, file hash) the export read
+    label_state: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

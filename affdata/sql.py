@@ -1,0 +1,113 @@
+"""Read-only SQL on the store, read-only by construction rather than by inspection of the text.
+
+* SQLite: a separate connection opened with ``mode=ro``, ``PRAGMA query_only``, and an
+  authorizer that allows reads and functions only; the driver runs one statement per call.
+* PostgreSQL: a separate psycopg connection in a ``READ ONLY`` transaction that is always
+  rolled back; the statement is sent as a server-side prepared statement, which the server
+  accepts only as one statement (so no ``COMMIT; DELETE ...`` can follow it).
+
+Any attempt to write fails with :class:`ReadOnlyError` and changes nothing. On PostgreSQL a
+read-only transaction still lets a query call server functions with effects outside the tables
+(``pg_cancel_backend`` and the like) where the role may: teams that share a server should point
+``affdata sql`` at a role with SELECT rights only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from affdata.db import Store
+from affdata.errors import AffdataError, ReadOnlyError
+
+_SQLITE_ALLOWED = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
+}
+
+_PG_READONLY_CODES = {"25006"}  # read_only_sql_transaction
+
+
+class SQLError(AffdataError):
+    """The statement is not valid SQL for this store (syntax, unknown table...)."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+def run_readonly(store: Store, sql: str, params: Sequence[Any] | None = None,
+                 limit: int | None = None) -> QueryResult:
+    """Run one query and return its columns and rows (at most ``limit`` rows)."""
+    statement = sql.strip().rstrip(";").strip()
+    if not statement:
+        raise SQLError("empty statement")
+    if store.is_sqlite:
+        return _sqlite(store, statement, params or (), limit)
+    return _postgresql(store, statement, params or (), limit)
+
+
+def _sqlite_authorizer(action: int, *_args: Any) -> int:
+    return sqlite3.SQLITE_OK if action in _SQLITE_ALLOWED else sqlite3.SQLITE_DENY
+
+
+def _sqlite(store: Store, statement: str, params: Sequence[Any], limit: int | None) -> QueryResult:
+    path = make_url(store.url).database
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        conn.execute("PRAGMA query_only = 1")
+        conn.set_authorizer(_sqlite_authorizer)
+        try:
+            cur = conn.execute(statement, tuple(params))
+            rows = cur.fetchmany(limit) if limit is not None else cur.fetchall()
+        except sqlite3.DatabaseError as exc:
+            msg = str(exc)
+            if "not authorized" in msg or "readonly" in msg or "read-only" in msg:
+                raise ReadOnlyError(
+                    f"affdata sql is read-only: only queries (SELECT, WITH) may run ({msg})"
+                ) from None
+            if "one statement at a time" in msg:
+                raise ReadOnlyError("affdata sql runs one statement at a time") from None
+            raise SQLError(msg) from None
+        columns = [d[0] for d in cur.description or ()]
+        return QueryResult(columns, [tuple(r) for r in rows])
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def _postgresql(store: Store, statement: str, params: Sequence[Any], limit: int | None) -> QueryResult:
+    import psycopg
+
+    url = make_url(store.url).set(drivername="postgresql")
+    conninfo = url.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=False) as conn:
+        conn.read_only = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, tuple(params) if params else None, prepare=True)
+                rows = cur.fetchmany(limit) if limit is not None else cur.fetchall()
+                columns = [d.name for d in cur.description or ()]
+        except psycopg.Error as exc:
+            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if getattr(exc, "sqlstate", None) in _PG_READONLY_CODES:
+                raise ReadOnlyError(f"affdata sql is read-only: {msg}") from None
+            if "multiple commands" in msg:
+                raise ReadOnlyError("affdata sql runs one statement at a time") from None
+            if "didn't produce records" in msg:
+                raise SQLError("not a query: affdata sql runs SELECT statements") from None
+            raise SQLError(msg) from None
+        finally:
+            conn.rollback()
+    return QueryResult(columns, [tuple(r) for r in rows])

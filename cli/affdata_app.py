@@ -1,0 +1,36 @@
+"""The ``affdata`` command: composes the command groups; holds no logic of its own."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from cli import db, sql, stats
+from cli.common import run
+
+app = typer.Typer(
+    name="affdata",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="A store for face videos and their per-frame affect labels (valence-arousal, action "
+    "units, expressions). SQLite in ./affdata.db by default; --db or AFFDATA_DB for another "
+    "file or PostgreSQL.",
+)
+app.add_typer(db.app, name="db")
+app.command()(sql.sql)
+app.command()(stats.stats)
+
+
+@app.callback()
+def _root() -> None:
+    """Keeps the app a command group (Typer would collapse a one-command app)."""
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""What every command shares: reusable options, output (rich table or JSON), errors, progress."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from affdata.errors import AffdataError
+
+DEBUG_VAR = "AFFDATA_DEBUG"
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="AFFDATA_DB",
+        help="Store: a SQLite file or postgresql+psycopg://user@host/db. "
+        "Default: ./affdata.db, or $AFFDATA_DB.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def open_store(db: str | None):
+    from affdata.db import Store
+
+    return Store(db)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, (bytes, memoryview)):
+        return bytes(obj).hex()
+    return str(obj)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=_default, indent=2) + "\n")
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in columns:
+        table.add_column(str(col), overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else _cell(v) for v in row))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: OutputFormat,
+               title: str | None = None) -> None:
+    if fmt is OutputFormat.json:
+        print_json([dict(zip(columns, r)) for r in rows])
+    elif fmt is OutputFormat.csv:
+        print_csv(columns, rows)
+    else:
+        print_table(columns, rows, title)
+
+
+def note(message: str) -> None:
+    """A side remark for people: on stderr so that stdout stays clean for scripts."""
+    err.print(message, highlight=False)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar (on stderr) and the ``advance(n)`` callback the library calls."""
+    if not enabled:
+        yield lambda n=1: None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def run(app: typer.Typer) -> None:
+    """Entry point: library errors become one line on stderr and exit status 1.
+
+    Usage errors are Typer's own (exit status 2). Set ``AFFDATA_DEBUG=1`` for the traceback.
+    """
+    debug = os.environ.get(DEBUG_VAR, "") not in ("", "0")
+    try:
+        app()
+    except AffdataError as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

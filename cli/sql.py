@@ -1,0 +1,27 @@
+"""``affdata sql``: read-only SQL on the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from affdata.sql import run_readonly
+from cli.common import DbOption, OutputFormat, open_store, print_rows
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="One SELECT (or WITH ... SELECT) statement.")],
+    db: DbOption = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json.")] = OutputFormat.table,
+    limit: Annotated[int | None, typer.Option(help="Print at most this many rows.")] = None,
+) -> None:
+    """Run one read-only query on the store; writes are refused and change nothing.
+
+    Views: frame_labels (one row per track and frame, consensus labels and has_va / has_au /
+    has_expr flags) and frame_au_labels (one row per track, frame and AU). See docs/schema.md.
+
+    Example: affdata sql "SELECT video, COUNT(*) FROM frame_labels WHERE has_va = 1 GROUP BY video" -f csv
+    """
+    result = run_readonly(open_store(db), query, limit=limit)
+    print_rows(result.columns, result.rows, format)

@@ -1,0 +1,129 @@
+"""One migration history for both dialects: single head, no drift, down and up again, and
+the documented handling of stores that are older or newer than the code."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from affdata import migrate
+from affdata.db import Store
+from affdata.errors import SchemaOutdatedError, SchemaTooNewError, StoreError
+from affdata.schema import Base
+
+EXPECTED_TABLES = {
+    "subject", "video", "frame", "track", "face_box", "label_source", "label_import",
+    "va_label", "au_label", "expr_label", "action_unit", "expression", "vocabulary",
+    "vocabulary_item", "vocab_alias", "split", "split_assignment", "export",
+}
+
+
+def test_single_head() -> None:
+    heads = migrate.script_directory().get_heads()
+    assert len(heads) == 1, heads
+    assert migrate.head_revision() == heads[0]
+
+
+def _drift(engine: sa.Engine) -> list:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(ctx, Base.metadata)
+
+
+def test_upgrade_from_empty_has_no_drift(empty_db_url: str) -> None:
+    store = Store(empty_db_url)
+    assert store.created
+    with store.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.head_revision()
+        tables = set(sa.inspect(conn).get_table_names())
+        views = set(sa.inspect(conn).get_view_names())
+    assert EXPECTED_TABLES <= tables
+    assert {"frame_labels", "frame_au_labels"} <= views
+    assert _drift(store.engine) == []
+    # vocabularies were seeded
+    assert store.scalar("SELECT name FROM action_unit WHERE id = 12") == "AU12"
+    assert store.scalar("SELECT target_id FROM vocab_alias WHERE kind = 'au' AND alias = 'AU01'") == 1
+    assert store.scalar(
+        "SELECT e.name FROM vocabulary_item i JOIN vocabulary v ON v.id = i.vocabulary_id "
+        "JOIN expression e ON e.id = i.expression_id WHERE v.name = 'fer2013' AND i.position = 0"
+    ) == "Anger"
+    store.close()
+
+
+def test_downgrade_then_upgrade_again(empty_db_url: str) -> None:
+    store = Store(empty_db_url)
+    before, after = migrate.downgrade(store.engine, "base")
+    assert (before, after) == (migrate.head_revision(), None)
+    with store.connect() as conn:
+        left = set(sa.inspect(conn).get_table_names()) - {"alembic_version"}
+        assert left == set()
+        assert sa.inspect(conn).get_view_names() == []
+    before, after = migrate.upgrade(store.engine)
+    assert (before, after) == (None, migrate.head_revision())
+    assert _drift(store.engine) == []
+    store.close()
+    # a store emptied by a downgrade to base opens like a new one
+    again = Store(empty_db_url)
+    assert not again.created
+    again.close()
+
+
+def test_store_created_on_first_use_only_once(empty_db_url: str) -> None:
+    first = Store(empty_db_url)
+    second = Store(empty_db_url)
+    assert first.created and not second.created
+    first.close()
+    second.close()
+
+
+@pytest.fixture
+def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The migrations plus one more revision, as a newer affdata would ship them."""
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrate.migrations_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    head = migrate.head_revision()
+    (folder / "versions" / "9999_next.py").write_text(
+        f'"""A later change."""\nimport sqlalchemy as sa\nfrom alembic import op\n'
+        f'revision = "9999"\ndown_revision = "{head}"\nbranch_labels = None\ndepends_on = None\n'
+        "def upgrade():\n    with op.batch_alter_table('subject') as b:\n"
+        "        b.add_column(sa.Column('notes', sa.Text(), nullable=True))\n"
+        "def downgrade():\n    with op.batch_alter_table('subject') as b:\n"
+        "        b.drop_column('notes')\n"
+    )
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: folder)
+    return "9999"
+
+
+def test_older_store_is_refused_with_the_upgrade_command(db_url: str, newer_code: str) -> None:
+    with pytest.raises(SchemaOutdatedError, match="affdata db upgrade"):
+        Store(db_url)
+    store = Store(db_url, check_schema=False)
+    before, after = migrate.upgrade(store.engine)
+    assert after == newer_code and before != after
+    with store.connect() as conn:
+        assert "notes" in {c["name"] for c in sa.inspect(conn).get_columns("subject")}
+    store.close()
+    Store(db_url).close()  # now current
+
+
+def test_newer_store_is_refused(db_url: str) -> None:
+    store = Store(db_url)
+    with store.transaction() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    store.close()
+    with pytest.raises(SchemaTooNewError, match="newer affdata"):
+        Store(db_url)
+
+
+def test_foreign_database_is_not_taken_over(empty_db_url: str) -> None:
+    engine = sa.create_engine(Store(empty_db_url, check_schema=False).url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE someone_elses (a INTEGER)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="not an affdata store"):
+        Store(empty_db_url)
