@@ -5,9 +5,10 @@ or ``AFFDATA_DB`` name another file or a PostgreSQL database (``postgresql+psyco
 a plain ``postgresql://`` URL is taken to mean psycopg 3).
 
 Every SQLite connection runs in WAL mode with foreign keys on and a 30 s busy timeout, and every
-transaction opens with ``BEGIN IMMEDIATE``: a writer takes the write lock up front, so two
-processes ingesting into one file queue for it instead of failing half-way with "database is
-locked" when a read transaction tries to become a write one.
+write transaction (:meth:`Store.transaction`, :func:`begin_write`) opens with ``BEGIN
+IMMEDIATE``: a writer takes the write lock up front, so two processes ingesting into one file
+queue for it instead of failing half-way with "database is locked" when a read transaction tries
+to become a write one. Reads begin deferred and never hold the write lock.
 
 Schema policy (decided here, documented in docs/schema.md): a new, empty database is created at
 the newest migration on first use, and says so; a database at an older migration is refused with
@@ -79,7 +80,20 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+WRITE_OPTION = "affdata_write"
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A connection in one write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
 
 
 def make_engine(url: str) -> Engine:
@@ -134,8 +148,8 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A connection in one transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
-        with self.engine.begin() as conn:
+        """A connection in one write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
+        with begin_write(self.engine) as conn:
             yield conn
 
     @contextmanager

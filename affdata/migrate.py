@@ -54,6 +54,12 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def begin_write(engine: Engine):  # noqa: ANN201 - see affdata.db.begin_write
+    from affdata.db import begin_write as _begin_write
+
+    return _begin_write(engine)
+
+
 def _lock(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
@@ -70,7 +76,7 @@ def ensure_current(engine: Engine) -> bool:
         rev = current_revision(conn)
     if rev == head:
         return False
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         _lock(conn)
         rev = current_revision(conn)
         if rev is None:
@@ -98,7 +104,7 @@ def ensure_current(engine: Engine) -> bool:
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade to ``revision``; returns (revision before, revision after)."""
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         _lock(conn)
         before = current_revision(conn)
         command.upgrade(alembic_config(conn), revision)
@@ -107,7 +113,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
 
 
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         _lock(conn)
         before = current_revision(conn)
         command.downgrade(alembic_config(conn), revision)

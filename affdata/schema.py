@@ -249,10 +249,14 @@ class LabelImport(Base):
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     format: Mapped[str] = mapped_column(String(32))
+    #: the tasks the file carried, comma-separated: ``va``, ``au``, ``expr``
+    tasks: Mapped[str] = mapped_column(String(32))
     #: what was done where the file's lines and the video's frames differ: refuse|truncate|pad
     length_policy: Mapped[str] = mapped_column(String(16), default="refuse")
     n_lines: Mapped[int] = mapped_column(Integer)
     n_rows: Mapped[int] = mapped_column(Integer)
+    #: what writing the file back needs: header line, AU columns, class order, split part
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

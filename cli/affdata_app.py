@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import db, sql, stats
+from cli import db, ingest, sql, stats
 from cli.common import run
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     "file or PostgreSQL.",
 )
 app.add_typer(db.app, name="db")
+app.add_typer(ingest.app, name="ingest")
 app.command()(sql.sql)
 app.command()(stats.stats)
 

@@ -1,0 +1,510 @@
+"""Probing: the exact frame count, timestamps, stream and decoder of a video, decided once.
+
+Labels (Aff-Wild2 / ABAW) are one line per decoded frame, so ``frame_count`` must be the number
+of frames that in-order decoding yields, not what the container claims. The method, cheapest
+exact one first:
+
+1. **Demux, no pixel decoding** (PyAV ``container.demux(stream)``, about 5 ms for 1000 frames).
+   Each packet of the chosen stream carries one coded frame; the sorted packet pts are the
+   presentation timestamps (B-frames make decode order differ from presentation order, which is
+   why they are sorted; it does not change the count). The packet count is taken as the frame
+   count only when it provably is one, that is when all of these hold:
+
+   - the codec emits exactly one frame per packet: h264, hevc, mjpeg, png, gif, and mpeg4 (Part 2)
+     when it has no B-frames and no tiny packets (packed-B-frame / N-VOP placeholders);
+   - every packet has a pts, all distinct, none negative, none before the first packet, and the
+     first packet is a keyframe (otherwise an edit list or an open GOP makes the decoder drop
+     frames: pyfeat__no_face.mp4 starts with 3 packets at -125 ms that ffmpeg decodes and drops);
+   - no packet carries the discard flag (set by ffmpeg's mov demuxer for edit-list cuts) or the
+     corrupt flag;
+   - the container's own frame count, where it has one, equals the packet count.
+
+   Codec delay (``has_b_frames``) needs no special case: the decoder holds frames back but
+   flushes them all at end of stream, so the count is unchanged; only the order differs.
+
+2. **Full decode, no colour conversion** (PyAV), where any condition fails: the count and the
+   timestamps are those of the frames the decoder returns, in output order: by definition what
+   in-order decoding with PyAV yields (decord is checked against it, below). It costs a decode
+   of the whole stream (pyfeat__no_face.mp4: 60 ms for 95 frames at 960x540, against 4 ms to
+   demux), so it runs only for the files that need it.
+
+A file whose index points past its end (a truncated download) is refused rather than counted.
+Either way the first frame is decoded once (it confirms that the stream decodes and gives the
+real frame size and the display rotation).
+
+Decoder: decord is the primary decoder (fast, in the design) and is chosen when it provably
+yields the same frames: it opens the file, reports the verified frame count, its first frame
+equals PyAV's first frame, its frame timestamps equal the probed ones, and it cannot pick another
+stream (decord always takes ffmpeg's best stream and cannot be told otherwise, so for a file
+with two video streams its choice is identified by picture size; two streams of the same size
+mean PyAV). Otherwise the decoder is PyAV, and the reason is in ``notes``: a GIF (decord:
+"broken metadata"), pyfeat__no_face.mp4 (decord reports 98 frames and pads its end with 3 copies
+of the last frame; PyAV yields the 95 the edit list keeps).
+
+Timestamps are rebased so that the first presented frame is at 0.0 s (decord does the same; an
+ABAW label line refers to a frame index, not to a stream time); the original offset is noted.
+``fps`` is the container's nominal rate when it matches the frame steps within 0.1 %, else the
+rate measured from them; for variable frame rate (steps differing by more than one time-base
+tick and 0.5 %) it is the average, ``frame_count / duration_s``. ``duration_s`` is the
+presentation span plus the last frame's duration. ``container`` is ffmpeg's demuxer name as
+ffprobe prints it (``mov,mp4,m4a,3gp,3g2,mj2``), ``codec`` ffmpeg's codec name (``av1``, not the
+``libdav1d`` decoder that happens to read it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from affdata.errors import VideoError
+from affdata.video.frames import probe_frame_folder
+from affdata.video.hashing import file_sha256
+from affdata.video.model import VideoProbe
+from affdata.video.streams import (
+    candidate_video_streams,
+    choose_video_stream,
+    codec_name,
+    ffmpeg_reason,
+    open_container,
+)
+
+if TYPE_CHECKING:
+    import av.video.stream
+
+log = logging.getLogger(__name__)
+
+#: Codecs whose packets are exactly one frame each (see the module docstring).
+ONE_FRAME_PER_PACKET = frozenset({"h264", "hevc", "mjpeg", "png", "gif", "mpeg4"})
+#: An MPEG-4 Part 2 packet this small is a "not coded" placeholder, not a picture.
+_TINY_PACKET_BYTES = 8
+#: Largest mean abs difference (0-255 scale) for decord's first frame to count as PyAV's.
+FIRST_FRAME_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class _Packet:
+    pts: int | None
+    duration: int
+    keyframe: bool
+    discard: bool
+    corrupt: bool
+    size: int
+
+
+@dataclass(frozen=True)
+class _FirstFrame:
+    width: int
+    height: int
+    rotation: int
+    interlaced: bool
+    rgb: np.ndarray
+
+
+def probe(path: Path, *, fps: float | None = None) -> VideoProbe:
+    """Probe a video file or a numbered-image folder; see the module docstring for the method.
+
+    ``fps`` is the frame rate of a frame folder (default 30, noted). For a file it is only a
+    cross-check: the file's own timestamps win, and a disagreement is noted.
+    """
+    path = Path(path)
+    started = time.perf_counter()
+    if not path.exists():
+        raise VideoError(path, "does not exist")
+    if path.is_dir():
+        result = probe_frame_folder(path, fps)
+    else:
+        result = _probe_file(path, fps)
+    log.debug(
+        "probed %s in %.3f s: %d frames, decoder %s",
+        path, time.perf_counter() - started, result.frame_count, result.decoder,
+    )
+    return result
+
+
+def _probe_file(path: Path, fps_hint: float | None) -> VideoProbe:
+    with open_container(path) as container:  # checks existence and zero size first
+        size_bytes = path.stat().st_size
+        stream, notes = choose_video_stream(container, path)
+        codec = codec_name(stream)
+        packets, first = _demux(container, stream, path)
+        others = [  # plain values: stream objects must not outlive their container
+            (s.index, s.codec_context.width, s.codec_context.height)
+            for s in candidate_video_streams(container)
+            if s.index != stream.index
+        ]
+        info = _StreamFacts.of(stream, container.format.name)
+    content_hash = file_sha256(path)
+    if not packets:
+        raise VideoError(path, "the video stream has no frames")
+    if info.codec == "gif" and not _gif_complete(path):
+        # ffmpeg reads a cut-off GIF without complaint, as a shorter animation
+        raise VideoError(
+            path, f"truncated: the GIF lacks its trailer byte (only {len(packets)} frames readable)"
+        )
+
+    reasons = _demux_not_exact(info, packets)
+    if reasons:
+        ticks, last_duration = _decode_timestamps(path, info.index)
+        method = f"frame count by full decode ({'; '.join(reasons)})"
+        if info.container_frames and info.container_frames != len(ticks):
+            notes.append(
+                f"container reports {info.container_frames} frames, "
+                f"decoding yields {len(ticks)}: using {len(ticks)}"
+            )
+    else:
+        ticks = np.sort(np.array([p.pts for p in packets], dtype=np.int64))
+        last_duration = max(packets, key=lambda p: p.pts).duration
+        method = f"frame count by demux: {len(packets)} packets, one frame each ({codec})"
+    notes.insert(0, method)
+    count = len(ticks)
+    if count == 0:
+        raise VideoError(path, "no frame could be decoded")
+
+    timestamps, rate, is_vfr, duration_s, rate_notes = _timing(ticks, last_duration, info, count, fps_hint)
+    notes.extend(rate_notes)
+
+    width, height = info.width, info.height
+    if (first.width, first.height) != (width, height):
+        notes.append(
+            f"stream header says {width}x{height}, decoded frames are "
+            f"{first.width}x{first.height}: using the decoded size"
+        )
+        width, height = first.width, first.height
+    sar = info.sar
+    if sar != 1:
+        notes.append(
+            f"sample aspect ratio {sar.numerator}/{sar.denominator}: "
+            "frames are returned at coded size, not stretched"
+        )
+    if first.rotation:
+        notes.append(f"display rotation {first.rotation} degrees: frames are returned as coded, not rotated")
+    if first.interlaced:
+        notes.append("interlaced: frames are returned as coded, not deinterlaced")
+
+    decoder, decoder_note = _choose_decoder(path, info, others, count, timestamps, first)
+    notes.append(decoder_note)
+
+    return VideoProbe(
+        path=path,
+        kind="file",
+        content_hash=content_hash,
+        size_bytes=size_bytes,
+        container=info.container,
+        codec=codec,
+        stream_index=info.index,
+        decoder=decoder,
+        fps_num=rate.numerator,
+        fps_den=rate.denominator,
+        frame_count=count,
+        width=width,
+        height=height,
+        sar_num=sar.numerator,
+        sar_den=sar.denominator,
+        duration_s=duration_s,
+        is_vfr=is_vfr,
+        timestamps=timestamps,
+        present=np.ones(count, dtype=bool),
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class _StreamFacts:
+    """What the probe needs of the stream once the container is closed."""
+
+    index: int
+    container: str
+    codec: str
+    width: int
+    height: int
+    sar: Fraction
+    time_base: Fraction
+    container_frames: int
+    has_b_frames: bool
+    nominal_rates: tuple[Fraction, ...]
+    average_rate: Fraction | None
+
+    @classmethod
+    def of(cls, stream: av.video.stream.VideoStream, container_name: str) -> _StreamFacts:
+        cc = stream.codec_context
+        sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+        sar = Fraction(sar) if sar else Fraction(1)
+        rates = tuple(
+            Fraction(r) for r in (stream.guessed_rate, stream.base_rate, stream.average_rate) if r
+        )
+        return cls(
+            index=stream.index,
+            container=container_name,
+            codec=codec_name(stream),
+            width=cc.width,
+            height=cc.height,
+            sar=sar if sar > 0 else Fraction(1),
+            time_base=Fraction(stream.time_base),
+            container_frames=int(stream.frames or 0),
+            has_b_frames=bool(cc.has_b_frames),
+            nominal_rates=rates,
+            average_rate=Fraction(stream.average_rate) if stream.average_rate else None,
+        )
+
+
+def _demux(container, stream, path: Path) -> tuple[list[_Packet], _FirstFrame]:
+    """All packets of ``stream`` (no pixel decoding), decoding only until the first frame."""
+    import av
+
+    packets: list[_Packet] = []
+    first: _FirstFrame | None = None
+    file_size = path.stat().st_size
+    codec = stream.codec_context
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the flush packet PyAV appends at end of stream
+                continue
+            packets.append(
+                _Packet(
+                    pts=packet.pts,
+                    duration=int(packet.duration or 0),
+                    keyframe=bool(packet.is_keyframe),
+                    discard=bool(packet.is_discard),
+                    corrupt=bool(packet.is_corrupt),
+                    size=packet.size,
+                )
+            )
+            if packet.pos is not None and packet.pos >= 0 and packet.pos + packet.size > file_size:
+                raise VideoError(path, f"truncated: frame {len(packets)} lies past the end of the file")
+            if first is None:
+                for frame in codec.decode(packet):
+                    first = _first_frame_of(frame)
+                    break
+        if first is None:
+            for frame in codec.decode(None):  # flush: a short clip may end before any output
+                first = _first_frame_of(frame)
+                break
+    except av.error.FFmpegError as exc:
+        raise VideoError(
+            path, f"damaged: reading failed after {len(packets)} frames (ffmpeg: {ffmpeg_reason(exc)})"
+        ) from None
+    if first is None:
+        raise VideoError(path, f"no frame of the {codec_name(stream)} stream could be decoded")
+    reported = int(stream.frames or 0)
+    if reported > len(packets) and _index_past_end(stream, file_size):
+        raise VideoError(
+            path, f"truncated: the index lists {reported} frames, only {len(packets)} are in the file"
+        )
+    return packets, first
+
+
+def _gif_complete(path: Path) -> bool:
+    """A complete GIF ends with the trailer byte 0x3B (';')."""
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b";"
+
+
+def _index_past_end(stream, file_size: int) -> bool:
+    """True if the container's sample index points past the end of the file."""
+    try:
+        entries = stream.index_entries
+        return any(e.pos + e.size > file_size for e in entries)
+    except (AttributeError, TypeError):  # older PyAV without index_entries: be conservative
+        return True
+
+
+def _first_frame_of(frame) -> _FirstFrame:
+    return _FirstFrame(
+        width=frame.width,
+        height=frame.height,
+        rotation=int(getattr(frame, "rotation", 0) or 0),
+        interlaced=bool(getattr(frame, "interlaced_frame", False)),
+        rgb=frame.to_ndarray(format="rgb24"),
+    )
+
+
+def _demux_not_exact(info: _StreamFacts, packets: list[_Packet]) -> list[str]:
+    """Why the packet count is not provably the decoded frame count (empty: it is)."""
+    reasons: list[str] = []
+    if info.codec not in ONE_FRAME_PER_PACKET:
+        reasons.append(f"codec {info.codec} is not known to give one frame per packet")
+    elif info.codec == "mpeg4" and (
+        info.has_b_frames or any(p.size <= _TINY_PACKET_BYTES for p in packets)
+    ):
+        reasons.append("mpeg4 with B-frames or placeholder packets")
+    pts = [p.pts for p in packets]
+    if any(p is None for p in pts):
+        reasons.append(f"{sum(p is None for p in pts)} packets without pts")
+    else:
+        if min(pts) < 0:
+            first_s = float(min(pts) * info.time_base)
+            reasons.append(f"negative timestamps (edit list), first at {first_s:.3f} s")
+        if len(set(pts)) != len(pts):
+            reasons.append("duplicate packet timestamps")
+        if any(p < pts[0] for p in pts):
+            reasons.append("frames presented before the first packet (open GOP)")
+    if not packets[0].keyframe:
+        reasons.append("first packet is not a keyframe")
+    discard = sum(p.discard for p in packets)
+    if discard:
+        reasons.append(f"{discard} packets flagged discard (edit list)")
+    corrupt = sum(p.corrupt for p in packets)
+    if corrupt:
+        reasons.append(f"{corrupt} packets flagged corrupt")
+    if info.container_frames and info.container_frames != len(packets):
+        reasons.append(f"container reports {info.container_frames} frames, demux finds {len(packets)}")
+    return reasons
+
+
+def _decode_timestamps(path: Path, stream_index: int) -> tuple[np.ndarray, int]:
+    """Decode the whole stream without colour conversion; frame pts in output order."""
+    import av
+
+    ticks: list[int | None] = []
+    last_duration = 0
+    with open_container(path) as container:
+        stream = container.streams[stream_index]
+        stream.thread_type = "AUTO"  # frame threading: same frames, faster (checked on the test clips)
+        try:
+            for frame in container.decode(stream):
+                ticks.append(frame.pts)
+                last_duration = int(frame.duration or 0)
+        except av.error.FFmpegError as exc:
+            raise VideoError(
+                path, f"damaged: decoding failed after {len(ticks)} frames (ffmpeg: {ffmpeg_reason(exc)})"
+            ) from None
+    if any(t is None for t in ticks):
+        raise VideoError(path, "decoded frames without timestamps: cannot place them in time")
+    return np.array(ticks, dtype=np.int64), last_duration
+
+
+def _timing(
+    ticks: np.ndarray,
+    last_duration: int,
+    info: _StreamFacts,
+    count: int,
+    fps_hint: float | None,
+) -> tuple[np.ndarray, Fraction, bool, float, list[str]]:
+    """Timestamps (rebased), frame rate, VFR flag and duration from the frame pts."""
+    notes: list[str] = []
+    tb = info.time_base
+    if np.any(np.diff(ticks) <= 0):
+        notes.append("decoded frame timestamps are not strictly increasing: kept in decoding order")
+    if ticks[0] != 0:
+        notes.append(f"first frame at {float(ticks[0] * tb):.3f} s in the stream: timestamps rebased to 0")
+    rel = ticks - ticks[0]
+    timestamps = rel.astype(np.float64) * float(tb)
+    steps = np.diff(rel)
+    span = int(rel[-1])
+    is_vfr = False
+    if len(steps):
+        spread = int(steps.max() - steps.min())
+        mean_step = span / (count - 1)
+        is_vfr = spread > 1 and spread > 0.005 * mean_step
+    if last_duration <= 0:
+        last_duration = round(span / (count - 1)) if count > 1 else 0
+    duration_ticks = span + last_duration
+
+    if is_vfr:
+        rate = Fraction(count) / (duration_ticks * tb)
+        smin, smax = float(steps.min() * tb), float(steps.max() * tb)
+        notes.append(
+            f"variable frame rate: frame steps {smin * 1000:.1f} to {smax * 1000:.1f} ms; "
+            f"fps is the average {float(rate):.3f}"
+        )
+    elif count > 1 and span > 0:
+        measured = Fraction(count - 1) / (span * tb)
+        rate = next(
+            (r for r in info.nominal_rates if abs(r - measured) / measured < Fraction(1, 1000)),
+            measured.limit_denominator(100_000),
+        )
+        if rate not in info.nominal_rates:
+            notes.append(f"fps {float(rate):.3f} measured from the frame steps (container rates disagree)")
+    else:
+        rate = info.nominal_rates[0] if info.nominal_rates else Fraction(25)
+        notes.append(f"single frame: fps {float(rate):g} from the container")
+    if (
+        not is_vfr
+        and info.average_rate
+        and abs(info.average_rate - rate) / rate >= Fraction(1, 1000)
+    ):
+        notes.append(
+            f"container average rate {float(info.average_rate):.3f} differs from "
+            f"the frame steps' {float(rate):.3f}"
+        )
+    if fps_hint is not None and abs(float(rate) - fps_hint) / float(rate) > 0.001:
+        notes.append(
+            f"fps {fps_hint:g} was given but the file's timestamps say {float(rate):.3f}: using the file's"
+        )
+    duration_s = float(duration_ticks * tb) if duration_ticks > 0 else float(count / rate)
+    return timestamps, rate, is_vfr, duration_s, notes
+
+
+def _choose_decoder(
+    path: Path,
+    info: _StreamFacts,
+    others: list[tuple[int, int, int]],
+    count: int,
+    timestamps: np.ndarray,
+    first: _FirstFrame,
+) -> tuple[str, str]:
+    """decord when it provably yields the probed frames, else PyAV; with the reason."""
+    if info.codec == "gif":
+        return "pyav", "decoder pyav: decord cannot read GIF (it reports broken metadata)"
+    same_size = [index for index, w, h in others if (w, h) == (info.width, info.height)]
+    if same_size:
+        return "pyav", (
+            f"decoder pyav: streams {same_size} have the same size as #{info.index}, so decord's "
+            "stream choice cannot be verified"
+        )
+    try:
+        import decord  # lazily, never at module import (decord before torch can hang DataLoader workers)
+    except ImportError:
+        return "pyav", "decoder pyav: decord is not installed"
+    try:
+        # One short-lived reader, deleted below (decord leaks when readers pile up).
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except Exception as exc:  # decord raises DECORDError, a bare Exception subclass
+        return "pyav", f"decoder pyav: decord cannot open the file ({_short(exc)})"
+    try:
+        n = len(reader)
+        if n != count:
+            return "pyav", f"decoder pyav: decord reports {n} frames, the verified count is {count}"
+        frame = reader.next()  # in order from the start: no seek
+        frame = frame.asnumpy() if hasattr(frame, "asnumpy") else np.asarray(frame)
+        if frame.shape != first.rgb.shape:
+            return "pyav", (
+                f"decoder pyav: decord decodes {frame.shape[1]}x{frame.shape[0]} frames, "
+                f"stream #{info.index} is {first.width}x{first.height} (decord chose another stream)"
+            )
+        diff = float(np.abs(frame.astype(np.int16) - first.rgb.astype(np.int16)).mean())
+        if diff > FIRST_FRAME_TOLERANCE:
+            return "pyav", (
+                f"decoder pyav: decord's first frame differs from PyAV's (mean abs diff {diff:.2f})"
+            )
+        ts = np.asarray(reader.get_frame_timestamp(np.arange(n)), dtype=np.float64)[:, 0]
+        ts = ts - ts[0]
+        steps = np.diff(timestamps)
+        tolerance = min(0.002, 0.25 * float(steps.min())) if len(steps) else 0.002
+        worst = float(np.abs(ts - timestamps).max())
+        if worst > tolerance:
+            return "pyav", (
+                "decoder pyav: decord's frame timestamps differ from the probed ones "
+                f"by up to {worst * 1000:.3g} ms"
+            )
+    except Exception as exc:
+        return "pyav", f"decoder pyav: decord failed while checking the file ({_short(exc)})"
+    finally:
+        del reader
+    extra = f" (chose stream #{info.index} like this probe)" if others else ""
+    return "decord", f"decoder decord: frame count, first frame and timestamps agree with PyAV{extra}"
+
+
+def _short(exc: BaseException) -> str:
+    """decord's messages carry a source location and the path; keep the last line's gist."""
+    text = " ".join(str(exc).split())
+    if "] " in text:
+        text = text.rsplit("] ", 1)[-1]
+    return text[:200] or type(exc).__name__

@@ -1,0 +1,254 @@
+"""Registering videos in the store: probe each once, write each in its own transaction.
+
+Identity is the content hash. Ingesting the same file again is a no-op ("present"); the same
+content at a new path updates the stored path when the old path is gone ("moved"; when the
+old file still exists the new one is a duplicate and is reported as present). A file that fails
+to probe is reported with the reason and leaves nothing in the store; the other files go on.
+
+Two processes may ingest into one store at once: on SQLite each video's transaction starts with
+``BEGIN IMMEDIATE`` (writers queue), and on both backends the video row is inserted with
+``ON CONFLICT (content_hash) DO NOTHING``, so the loser of a race sees the winner's row and
+reports "present".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from affdata.bulk import insert_rows, upsert_ignore
+from affdata.db import Store
+from affdata.errors import AffdataError, ConfigError
+from affdata.schema import utcnow
+from affdata.video import VideoProbe, list_videos, probe
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    path: str
+    status: str  # added | present | moved | failed
+    video: str | None = None
+    frames: int | None = None
+    decoder: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[IngestOutcome] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> list[IngestOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> dict[str, int]:
+        return {s: self.count(s) for s in ("added", "present", "moved", "failed")} | {
+            "skipped": len(self.skipped)
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "videos": [asdict(o) for o in self.outcomes],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+        }
+
+
+class SubjectRule:
+    """Names the subject of a video: one fixed name, or a regex on the video name."""
+
+    def __init__(self, subject: str | None = None, pattern: str | None = None) -> None:
+        if subject and pattern:
+            raise ConfigError("give --subject or --subject-pattern, not both")
+        self.subject = subject
+        try:
+            self.pattern = re.compile(pattern) if pattern else None
+        except re.error as exc:
+            raise ConfigError(f"--subject-pattern {pattern!r} is not a regular expression: {exc}") from None
+
+    def __call__(self, video_name: str) -> str | None:
+        if self.subject:
+            return self.subject
+        if not self.pattern:
+            return None
+        match = self.pattern.search(video_name)
+        if not match:
+            return None
+        if "subject" in match.groupdict():
+            return match.group("subject")
+        return match.group(1) if match.groups() else match.group(0)
+
+
+def video_name(path: Path) -> str:
+    """The name labels refer to: the file stem, or the folder name of a frame folder."""
+    return path.name if path.is_dir() else path.stem
+
+
+def ensure_subject(conn: Connection, name: str) -> int:
+    upsert_ignore(conn, "subject", {"name": name, "created_at": utcnow()}, ["name"])
+    return conn.execute(text("SELECT id FROM subject WHERE name = :n"), {"n": name}).scalar_one()
+
+
+def register(store: Store, info: VideoProbe, subject: str | None = None, name: str | None = None) -> IngestOutcome:
+    """Write one probed video (row, frames) in one transaction; see the module docstring."""
+    name = name or video_name(info.path)
+    path = str(info.path.resolve())
+    with store.transaction() as conn:
+        found = conn.execute(
+            text("SELECT id, path, name FROM video WHERE content_hash = :h"), {"h": info.content_hash}
+        ).first()
+        if found is not None:
+            return _known(conn, found, path, info)
+        clash = conn.execute(text("SELECT path FROM video WHERE name = :n"), {"n": name}).first()
+        if clash is not None:
+            return IngestOutcome(path, "failed", name, reason=(
+                f"the name {name!r} is taken by another video with different content "
+                f"({clash.path}); rename one of them"))
+        subject_id = ensure_subject(conn, subject) if subject else None
+        row = {
+            "name": name, "subject_id": subject_id, "path": path, "kind": info.kind,
+            "content_hash": info.content_hash, "size_bytes": info.size_bytes,
+            "container": info.container, "codec": info.codec, "stream_index": info.stream_index,
+            "decoder": info.decoder, "fps_num": info.fps_num, "fps_den": info.fps_den,
+            "frame_count": info.frame_count, "width": info.width, "height": info.height,
+            "sar_num": info.sar_num, "sar_den": info.sar_den, "duration_s": info.duration_s,
+            "is_vfr": info.is_vfr, "notes": list(info.notes), "ingested_at": utcnow(),
+        }
+        video_id = _insert_video(conn, row)
+        if video_id is None:  # another process registered the same content a moment ago
+            found = conn.execute(
+                text("SELECT id, path, name FROM video WHERE content_hash = :h"), {"h": info.content_hash}
+            ).first()
+            return _known(conn, found, path, info)
+        insert_rows(conn, "frame", ("video_id", "idx", "pts_s", "present"), _frame_rows(video_id, info))
+    return IngestOutcome(path, "added", name, info.frame_count, info.decoder)
+
+
+def _frame_rows(video_id: int, info: VideoProbe) -> Iterator[tuple[int, int, float, bool]]:
+    for idx, (pts, present) in enumerate(zip(info.timestamps.tolist(), info.present.tolist())):
+        yield video_id, idx, pts, present
+
+
+def _insert_video(conn: Connection, row: dict[str, Any]) -> int | None:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from affdata.schema import Video
+
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = insert(Video).values(**row).on_conflict_do_nothing(index_elements=["content_hash"])
+    return conn.execute(stmt.returning(Video.id)).scalar()
+
+
+def _known(conn: Connection, found: Any, path: str, info: VideoProbe) -> IngestOutcome:
+    if found.path == path:
+        return IngestOutcome(path, "present", found.name, info.frame_count, info.decoder)
+    if Path(found.path).exists():
+        return IngestOutcome(path, "present", found.name, info.frame_count, info.decoder,
+                             reason=f"same content as {found.path}")
+    conn.execute(text("UPDATE video SET path = :p WHERE id = :i"), {"p": path, "i": found.id})
+    return IngestOutcome(path, "moved", found.name, info.frame_count, info.decoder,
+                         reason=f"was at {found.path}")
+
+
+def _probe_one(path: Path, fps: float | None) -> VideoProbe:
+    return probe(path, fps=fps)
+
+
+def _probes(paths: Sequence[Path], workers: int, fps: float | None) -> Iterator[tuple[Path, VideoProbe | None, str | None]]:
+    """Probe in this process (one worker) or in a pool of fresh processes.
+
+    Worker processes are recycled every 25 videos: decord's readers have been seen to leak
+    memory over many videos, and a recycled process returns whatever leaked.
+    """
+    if workers <= 1:
+        for p in paths:
+            try:
+                yield p, _probe_one(p, fps), None
+            except AffdataError as exc:
+                yield p, None, _reason(exc, p)
+        return
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=25) as pool:
+        futures = {pool.submit(_probe_one, p, fps): p for p in paths}
+        for fut in as_completed(futures):
+            p = futures[fut]
+            try:
+                yield p, fut.result(), None
+            except AffdataError as exc:
+                yield p, None, _reason(exc, p)
+            except Exception as exc:  # a crash inside a decoder: report it, go on
+                yield p, None, f"{type(exc).__name__}: {exc}"
+
+
+def _reason(exc: AffdataError, path: Path) -> str:
+    reason = getattr(exc, "reason", None)
+    return reason if reason else str(exc).replace(f"{path}: ", "", 1)
+
+
+def ingest_videos(
+    store: Store,
+    paths: Sequence[Path],
+    *,
+    recursive: bool = False,
+    subject: str | None = None,
+    subject_pattern: str | None = None,
+    workers: int = 1,
+    fps: float | None = None,
+    progress: Progress | None = None,
+    on_found: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Find, probe and register every video under ``paths``; never stops at a bad file.
+
+    ``fps`` is the frame rate of frame folders (which carry none). ``on_found(n)`` is told how
+    many videos were found before probing starts; ``progress(1)`` after each video.
+    """
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    rule = SubjectRule(subject, subject_pattern)
+    inputs = [Path(p) for p in paths]
+    found, skipped = list_videos(inputs, recursive=recursive)
+    report = IngestReport()
+    for p, reason in skipped:
+        if reason == "does not exist":  # asked for by name: a failure, not a note
+            report.outcomes.append(IngestOutcome(str(p), "failed", reason="does not exist"))
+        else:
+            report.skipped.append((str(p), reason))
+    for folder in (p for p in inputs if p.is_dir()):
+        if not any(v == folder or folder in v.parents for v in found):
+            report.outcomes.append(IngestOutcome(str(folder), "failed", reason="no videos in this folder"))
+    if on_found:
+        on_found(len(found))
+    for path, info, error in _probes(found, workers, fps):
+        if info is None:
+            report.outcomes.append(IngestOutcome(str(path), "failed", video_name(path), reason=error))
+        else:
+            try:
+                outcome = register(store, info, rule(video_name(info.path)))
+            except AffdataError as exc:
+                outcome = IngestOutcome(str(path), "failed", video_name(path), reason=str(exc))
+            report.outcomes.append(outcome)
+        if progress:
+            progress(1)
+    report.outcomes.sort(key=lambda o: o.path)
+    return report
