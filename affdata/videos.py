@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -171,26 +171,29 @@ def _known(conn: Connection, found: Any, path: str, info: VideoProbe) -> IngestO
                          reason=f"was at {found.path}")
 
 
-def _probe_one(path: Path, fps: float | None) -> VideoProbe:
-    return probe(path, fps=fps)
+def _probe_one(path: Path, fps: float | None, verify: bool = False) -> VideoProbe:
+    return probe(path, fps=fps, verify=verify)
 
 
-def _probes(paths: Sequence[Path], workers: int, fps: float | None) -> Iterator[tuple[Path, VideoProbe | None, str | None]]:
+def _probes(paths: Sequence[Path], workers: int, fps: float | None,
+            verify: bool) -> Iterator[tuple[Path, VideoProbe | None, str | None]]:
     """Probe in this process (one worker) or in a pool of fresh processes.
 
     Worker processes are recycled every 25 videos: decord's readers have been seen to leak
-    memory over many videos, and a recycled process returns whatever leaked.
+    memory over many videos, and a recycled process returns whatever leaked. Workers start
+    from a fork server where the platform has one (cheaper than spawning an interpreter per
+    worker, and unlike a plain fork it shares nothing with this process's database connections).
     """
     if workers <= 1:
         for p in paths:
             try:
-                yield p, _probe_one(p, fps), None
+                yield p, _probe_one(p, fps, verify), None
             except AffdataError as exc:
                 yield p, None, _reason(exc, p)
         return
-    ctx = get_context("spawn")
+    ctx = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=25) as pool:
-        futures = {pool.submit(_probe_one, p, fps): p for p in paths}
+        futures = {pool.submit(_probe_one, p, fps, verify): p for p in paths}
         for fut in as_completed(futures):
             p = futures[fut]
             try:
@@ -215,12 +218,15 @@ def ingest_videos(
     subject_pattern: str | None = None,
     workers: int = 1,
     fps: float | None = None,
+    verify: bool = False,
     progress: Progress | None = None,
     on_found: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Find, probe and register every video under ``paths``; never stops at a bad file.
 
-    ``fps`` is the frame rate of frame folders (which carry none). ``on_found(n)`` is told how
+    ``fps`` is the frame rate of frame folders (which carry none). ``verify`` decodes each
+    video's first frame and checks decord against PyAV instead of choosing the decoder by rule
+    (see :mod:`affdata.video.probe`). ``on_found(n)`` is told how
     many videos were found before probing starts; ``progress(1)`` after each video.
     """
     if workers < 1:
@@ -239,7 +245,7 @@ def ingest_videos(
             report.outcomes.append(IngestOutcome(str(folder), "failed", reason="no videos in this folder"))
     if on_found:
         on_found(len(found))
-    for path, info, error in _probes(found, workers, fps):
+    for path, info, error in _probes(found, workers, fps, verify):
         if info is None:
             report.outcomes.append(IngestOutcome(str(path), "failed", video_name(path), reason=error))
         else:

@@ -23,6 +23,7 @@ def videos(
         r"e.g. '^(subj\d+)_'.")] = None,
     workers: Annotated[int, typer.Option(help="Probe this many videos at once (processes).")] = 1,
     fps: Annotated[float | None, typer.Option(help="Frame rate of frame folders (default 30).")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Decode each first frame and check decord against PyAV, instead of choosing the decoder by rule (slower).")] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -40,7 +41,7 @@ def videos(
     with progress_bar("probing videos", enabled=not json) as bar:
         report = ingest_videos(store, paths, recursive=recursive, subject=subject,
                                subject_pattern=subject_pattern, workers=workers, fps=fps,
-                               progress=bar, on_found=bar.total)
+                               verify=verify, progress=bar, on_found=bar.total)
     if json:
         print_json(report.to_dict())
     else:

@@ -29,11 +29,16 @@ exact one first:
    demux), so it runs only for the files that need it.
 
 A file whose index points past its end (a truncated download) is refused rather than counted.
-Either way the first frame is decoded once (it confirms that the stream decodes and gives the
-real frame size and the display rotation).
+No pixel is decoded by default: ingest should cost about a demux. With ``verify`` the first frame
+is decoded once (it confirms that the stream decodes and gives the real frame size and the
+display rotation) and decord is checked against PyAV, as below.
 
-Decoder: decord is the primary decoder (fast, in the design) and is chosen when it provably
-yields the same frames: it opens the file, reports the verified frame count, its first frame
+Decoder: decord is the primary decoder (fast, in the design). By default it is chosen by rule:
+one video stream, a codec decord reads, and an exact demux count; everything else gets PyAV.
+The rule is the set of conditions under which the full check agreed on every real clip; files
+with several video streams always get the full check. The full check (``verify``, and
+``affdata ingest videos --verify``) chooses decord when it provably yields the same frames: it
+opens the file, reports the verified frame count, its first frame
 equals PyAV's first frame, its frame timestamps equal the probed ones, and it cannot pick another
 stream (decord always takes ffmpeg's best stream and cannot be told otherwise, so for a file
 with two video streams its choice is identified by picture size; two streams of the same size
@@ -106,11 +111,12 @@ class _FirstFrame:
     rgb: np.ndarray
 
 
-def probe(path: Path, *, fps: float | None = None) -> VideoProbe:
+def probe(path: Path, *, fps: float | None = None, verify: bool = False) -> VideoProbe:
     """Probe a video file or a numbered-image folder; see the module docstring for the method.
 
     ``fps`` is the frame rate of a frame folder (default 30, noted). For a file it is only a
-    cross-check: the file's own timestamps win, and a disagreement is noted.
+    cross-check: the file's own timestamps win, and a disagreement is noted. ``verify`` also
+    decodes the first frame and checks decord against PyAV (see "Decoder" above).
     """
     path = Path(path)
     started = time.perf_counter()
@@ -119,7 +125,7 @@ def probe(path: Path, *, fps: float | None = None) -> VideoProbe:
     if path.is_dir():
         result = probe_frame_folder(path, fps)
     else:
-        result = _probe_file(path, fps)
+        result = _probe_file(path, fps, verify)
     log.debug(
         "probed %s in %.3f s: %d frames, decoder %s",
         path, time.perf_counter() - started, result.frame_count, result.decoder,
@@ -127,12 +133,12 @@ def probe(path: Path, *, fps: float | None = None) -> VideoProbe:
     return result
 
 
-def _probe_file(path: Path, fps_hint: float | None) -> VideoProbe:
+def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
     with open_container(path) as container:  # checks existence and zero size first
         size_bytes = path.stat().st_size
         stream, notes = choose_video_stream(container, path)
         codec = codec_name(stream)
-        packets, first = _demux(container, stream, path)
+        packets, first = _demux(container, stream, path, decode_first=verify)
         others = [  # plain values: stream objects must not outlive their container
             (s.index, s.codec_context.width, s.codec_context.height)
             for s in candidate_video_streams(container)
@@ -170,7 +176,7 @@ def _probe_file(path: Path, fps_hint: float | None) -> VideoProbe:
     notes.extend(rate_notes)
 
     width, height = info.width, info.height
-    if (first.width, first.height) != (width, height):
+    if first is not None and (first.width, first.height) != (width, height):
         notes.append(
             f"stream header says {width}x{height}, decoded frames are "
             f"{first.width}x{first.height}: using the decoded size"
@@ -182,12 +188,15 @@ def _probe_file(path: Path, fps_hint: float | None) -> VideoProbe:
             f"sample aspect ratio {sar.numerator}/{sar.denominator}: "
             "frames are returned at coded size, not stretched"
         )
-    if first.rotation:
+    if first is not None and first.rotation:
         notes.append(f"display rotation {first.rotation} degrees: frames are returned as coded, not rotated")
-    if first.interlaced:
+    if first is not None and first.interlaced:
         notes.append("interlaced: frames are returned as coded, not deinterlaced")
 
-    decoder, decoder_note = _choose_decoder(path, info, others, count, timestamps, first)
+    if verify or others:
+        decoder, decoder_note = _choose_decoder(path, info, others, count, timestamps, first)
+    else:
+        decoder, decoder_note = _decoder_by_rule(info, reasons)
     notes.append(decoder_note)
 
     return VideoProbe(
@@ -253,8 +262,8 @@ class _StreamFacts:
         )
 
 
-def _demux(container, stream, path: Path) -> tuple[list[_Packet], _FirstFrame]:
-    """All packets of ``stream`` (no pixel decoding), decoding only until the first frame."""
+def _demux(container, stream, path: Path, decode_first: bool = True) -> tuple[list[_Packet], _FirstFrame | None]:
+    """All packets of ``stream`` (no pixel decoding), decoding the first frame if asked."""
     import av
 
     packets: list[_Packet] = []
@@ -277,11 +286,11 @@ def _demux(container, stream, path: Path) -> tuple[list[_Packet], _FirstFrame]:
             )
             if packet.pos is not None and packet.pos >= 0 and packet.pos + packet.size > file_size:
                 raise VideoError(path, f"truncated: frame {len(packets)} lies past the end of the file")
-            if first is None:
+            if decode_first and first is None:
                 for frame in codec.decode(packet):
                     first = _first_frame_of(frame)
                     break
-        if first is None:
+        if decode_first and first is None:
             for frame in codec.decode(None):  # flush: a short clip may end before any output
                 first = _first_frame_of(frame)
                 break
@@ -289,7 +298,7 @@ def _demux(container, stream, path: Path) -> tuple[list[_Packet], _FirstFrame]:
         raise VideoError(
             path, f"damaged: reading failed after {len(packets)} frames (ffmpeg: {ffmpeg_reason(exc)})"
         ) from None
-    if first is None:
+    if decode_first and first is None:
         raise VideoError(path, f"no frame of the {codec_name(stream)} stream could be decoded")
     reported = int(stream.frames or 0)
     if reported > len(packets) and _index_past_end(stream, file_size):
@@ -442,15 +451,43 @@ def _timing(
     return timestamps, rate, is_vfr, duration_s, notes
 
 
+#: Codecs decord reads in order with the same frames as PyAV (checked on every real clip).
+DECORD_CODECS = frozenset({"h264", "hevc", "mpeg4", "mjpeg", "vp8", "vp9", "av1"})
+
+
+def _decoder_by_rule(info: _StreamFacts, not_exact: list[str]) -> tuple[str, str]:
+    """The decoder without opening decord: decord only where it is known to agree with PyAV.
+
+    The conditions are the ones under which the full check (:func:`_choose_decoder`) agreed on
+    every real clip: one video stream (decord cannot be told which to use), a codec decord reads,
+    and a packet count that is exactly the frame count (where it is not, e.g. an edit list that
+    drops frames, decord has been seen to pad the end with copies of the last frame).
+    """
+    if info.codec == "gif":
+        return "pyav", "decoder pyav: decord cannot read GIF (it reports broken metadata)"
+    if info.codec not in DECORD_CODECS:
+        return "pyav", f"decoder pyav: decord is not known to read {info.codec} correctly"
+    if not_exact:
+        return "pyav", "decoder pyav: the demux count is not exact, where decord has been seen to disagree"
+    return "decord", (
+        f"decoder decord: one video stream, exact demux count, codec {info.codec} "
+        "(by rule; `affdata ingest videos --verify` cross-checks it against PyAV)"
+    )
+
+
 def _choose_decoder(
     path: Path,
     info: _StreamFacts,
     others: list[tuple[int, int, int]],
     count: int,
     timestamps: np.ndarray,
-    first: _FirstFrame,
+    first: _FirstFrame | None,
 ) -> tuple[str, str]:
-    """decord when it provably yields the probed frames, else PyAV; with the reason."""
+    """decord when it provably yields the probed frames, else PyAV; with the reason.
+
+    Without a decoded first frame (probing without ``verify``) the pixel comparison is skipped
+    and decord's frame size stands in for it.
+    """
     if info.codec == "gif":
         return "pyav", "decoder pyav: decord cannot read GIF (it reports broken metadata)"
     same_size = [index for index, w, h in others if (w, h) == (info.width, info.height)]
@@ -474,12 +511,14 @@ def _choose_decoder(
             return "pyav", f"decoder pyav: decord reports {n} frames, the verified count is {count}"
         frame = reader.next()  # in order from the start: no seek
         frame = frame.asnumpy() if hasattr(frame, "asnumpy") else np.asarray(frame)
-        if frame.shape != first.rgb.shape:
+        want = first.rgb.shape if first is not None else (info.height, info.width, 3)
+        if frame.shape != want:
             return "pyav", (
                 f"decoder pyav: decord decodes {frame.shape[1]}x{frame.shape[0]} frames, "
-                f"stream #{info.index} is {first.width}x{first.height} (decord chose another stream)"
+                f"stream #{info.index} is {want[1]}x{want[0]} (decord chose another stream)"
             )
-        diff = float(np.abs(frame.astype(np.int16) - first.rgb.astype(np.int16)).mean())
+        diff = 0.0 if first is None else float(
+            np.abs(frame.astype(np.int16) - first.rgb.astype(np.int16)).mean())
         if diff > FIRST_FRAME_TOLERANCE:
             return "pyav", (
                 f"decoder pyav: decord's first frame differs from PyAV's (mean abs diff {diff:.2f})"

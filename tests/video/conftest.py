@@ -38,7 +38,14 @@ def videos_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def probes(videos_dir: Path) -> dict[str, VideoProbe]:
+    """Every clip probed as ingest does by default: no pixels decoded, decoder by rule."""
     return {name: probe(videos_dir / name) for name in CLIPS}
+
+
+@pytest.fixture(scope="session")
+def verified(videos_dir: Path) -> dict[str, VideoProbe]:
+    """Every clip probed with ``verify``: first frame decoded, decord checked against PyAV."""
+    return {name: probe(videos_dir / name, verify=True) for name in CLIPS}
 
 
 @pytest.fixture(scope="session")

@@ -96,7 +96,7 @@ def test_no_face_uses_the_edit_list_count_and_pyav(probes, decoded):
     assert p.notes[0].startswith("frame count by full decode")
     assert "negative timestamps" in p.notes[0] and "discard" in p.notes[0]
     assert "container reports 98 frames, decoding yields 95: using 95" in p.notes
-    assert any("decord reports 98 frames" in n for n in p.notes)
+    assert any("demux count is not exact" in n for n in p.notes)
     assert p.fps == 24  # from the frame steps; the container's average (23.67) counts 98 frames
     assert any("23.672" in n for n in p.notes)
 
@@ -184,3 +184,19 @@ def test_to_dict_round_trips_through_json(probes):
     assert np.array_equal(back.timestamps, p.timestamps)
     with pytest.raises(ValueError):
         p.timestamps[0] = 1.0  # read-only arrays: a frozen probe stays frozen
+
+
+@needs_data
+def test_no_face_verified_shows_why_decord_is_refused(verified) -> None:
+    p = verified["pyfeat__no_face.mp4"]
+    assert (p.frame_count, p.decoder) == (95, "pyav")
+    assert any("decord reports 98 frames" in n for n in p.notes)
+
+
+@needs_data
+@pytest.mark.parametrize("name", CLIPS)
+def test_decoder_rule_agrees_with_the_full_check(probes, verified, name) -> None:
+    """The rule ingest uses by default picks what decoding both ways picks, on every clip."""
+    fast, full = probes[name], verified[name]
+    assert (fast.decoder, fast.stream_index, fast.frame_count) == (full.decoder, full.stream_index, full.frame_count)
+    assert np.array_equal(fast.timestamps, full.timestamps)

@@ -61,10 +61,15 @@ def test_count_method_and_decoded_count(tmp_path, name):
 
 
 def test_mpeg4_with_bframes_in_avi_is_not_left_to_decord(tmp_path):
-    """decord reports nonsense timestamps for this file: the probe notices and picks PyAV."""
-    p = probe(_encode(tmp_path / "b.avi", "mpeg4", max_b=2))
+    """decord reports nonsense timestamps for this file: the rule refuses it (the demux count is
+    not exact), and the full check notices the timestamps."""
+    path = _encode(tmp_path / "b.avi", "mpeg4", max_b=2)
+    p = probe(path)
     assert p.decoder == "pyav"
-    assert any("decord's frame timestamps differ" in n for n in p.notes)
+    assert any("demux count is not exact" in n for n in p.notes)
+    checked = probe(path, verify=True)
+    assert checked.decoder == "pyav"
+    assert any("decord's frame timestamps differ" in n for n in checked.notes)
 
 
 def test_dropped_frame_makes_the_stream_vfr(tmp_path):
