@@ -30,14 +30,15 @@ def test_synthetic_release_parses_with_matching_counts(tmp_path):
     assert {f.part for f in files} == {"train", "val"}
 
 
-def test_synthetic_files_round_trip_by_value(tmp_path):
-    """The generator writes 3 fixed decimals (``0.100``); the writer writes repr-shortest
-    (``0.1``), so the text may differ but the values must not."""
+def test_synthetic_files_round_trip_byte_for_byte(tmp_path):
+    """The generator and the writer both write repr-shortest floats (``0.1``): parsing a
+    generated file and writing it back gives the same bytes and values."""
     summary = generate_labels_only(tmp_path / "ds", videos=3, frames=900, seed=1)
     for f in scan_abaw(summary.out):
         t = read_abaw_task_file(f.path, f.task)
         out = tmp_path / "copy.txt"
         write_abaw_task_file(out, t, f.task, n_frames=t.n_lines)
+        assert out.read_bytes() == f.path.read_bytes(), f.path
         back = read_abaw_task_file(out, f.task)
         for name in ("valence", "arousal", "au_present", "expr"):
             a, b = getattr(t, name), getattr(back, name)
