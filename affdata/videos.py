@@ -109,6 +109,13 @@ def ensure_subject(conn: Connection, name: str) -> int:
     return conn.execute(text("SELECT id FROM subject WHERE name = :n"), {"n": name}).scalar_one()
 
 
+def ensure_track(conn: Connection, video_id: int, name: str) -> int:
+    """The id of track ``name`` of a video, created if new (tracks come from labels and boxes)."""
+    upsert_ignore(conn, "track", {"video_id": video_id, "name": name}, ["video_id", "name"])
+    return conn.execute(text("SELECT id FROM track WHERE video_id = :v AND name = :t"),
+                        {"v": video_id, "t": name}).scalar_one()
+
+
 def register(store: Store, info: VideoProbe, subject: str | None = None, name: str | None = None) -> IngestOutcome:
     """Write one probed video (row, frames) in one transaction; see the module docstring."""
     name = name or video_name(info.path)

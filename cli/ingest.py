@@ -97,3 +97,24 @@ def labels(
             err.print(f"split {s['name']!r} version {s['version']}" + (" created" if s["created"] else " unchanged"))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def boxes(
+    path: Annotated[Path, typer.Argument(help="CSV with columns video,track,frame,x,y,w,h (pixels).")],
+    subjects: Annotated[Path | None, typer.Option(help="CSV with columns video,track,subject naming each track's person.")] = None,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Import face boxes per track and frame (export crops faces by them) and track subjects.
+
+    Example: affdata ingest boxes demo/data/boxes.csv --subjects demo/data/subjects.csv
+    """
+    from affdata.boxes import import_boxes
+
+    result = import_boxes(open_store(db), path, subjects)
+    if json:
+        print_json(result.__dict__)
+    else:
+        print_table(["file", "tracks", "boxes", "track subjects"],
+                    [[result.path, result.tracks, result.boxes, result.subjects]], title="Boxes")
