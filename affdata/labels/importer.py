@@ -16,7 +16,6 @@ frames; a frame past the video's end is refused (or dropped under ``truncate``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from affdata.errors import AffdataError, ConfigError, LabelFormatError
 from affdata.formats import LabelTable, detect_format, read_labels, scan_abaw
 from affdata.formats.abaw import AbawFile
 from affdata.schema import LabelImport, utcnow
+from affdata.video.hashing import file_sha256
 from affdata.videos import ensure_track
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,6 @@ class _Job:
     key: str
     fmt: str | None
     abaw: AbawFile | None = None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _jobs(paths: Sequence[Path], fmt: str | None) -> tuple[list[_Job], list[AbawFile]]:
@@ -211,7 +203,7 @@ def _import_one(store: Store, job: _Job, videos: dict[str, tuple[int, int]], sou
                 *, source: str | None, kind: str | None, version: str, length_policy: str,
                 replace: bool, options: dict[str, Any], all_paths: Sequence[Path]) -> FileOutcome:
     fmt = job.fmt or detect_format(job.path)
-    digest = sha256_file(job.path)
+    digest = file_sha256(job.path)
     source_name = source or _default_source(all_paths, fmt)
     with store.connect() as conn:
         existing = conn.execute(text(
