@@ -148,10 +148,9 @@ def import_labels(
         on_found(len(jobs))
     report = LabelImportReport()
     videos = _video_index(store)
-    sources: dict[tuple[str, str], int] = {}
     for job in jobs:
         try:
-            outcome = _import_one(store, job, videos, sources, source=source, kind=kind,
+            outcome = _import_one(store, job, videos, source=source, kind=kind,
                                   version=version, length_policy=length_policy, replace=replace,
                                   options=parser_options or {}, all_paths=paths)
         except AffdataError as exc:
@@ -199,47 +198,76 @@ def _source_id(conn: Connection, name: str, version: str, kind: str) -> int:
     return row.id
 
 
-def _import_one(store: Store, job: _Job, videos: dict[str, tuple[int, int]], sources: dict,
+def _existing(conn: Connection, source: str, version: str, key: str) -> Any:
+    return conn.execute(text(
+        "SELECT i.id, i.sha256 FROM label_import i JOIN label_source s ON s.id = i.source_id "
+        "WHERE s.name = :n AND s.version = :v AND i.key = :k"), {"n": source, "v": version, "k": key}).first()
+
+
+def _import_one(store: Store, job: _Job, videos: dict[str, tuple[int, int]],
                 *, source: str | None, kind: str | None, version: str, length_policy: str,
                 replace: bool, options: dict[str, Any], all_paths: Sequence[Path]) -> FileOutcome:
     fmt = job.fmt or detect_format(job.path)
     digest = file_sha256(job.path)
     source_name = source or _default_source(all_paths, fmt)
-    with store.connect() as conn:
-        existing = conn.execute(text(
-            "SELECT i.id, i.sha256 FROM label_import i JOIN label_source s ON s.id = i.source_id "
-            "WHERE s.name = :n AND s.version = :v AND i.key = :k"),
-            {"n": source_name, "v": version, "k": job.key}).first()
+    with store.connect() as conn:  # a cheap look before parsing; checked again when writing
+        existing = _existing(conn, source_name, version, job.key)
     if existing is not None and existing.sha256 == digest:
         return FileOutcome(str(job.path), "unchanged", source_name, fmt)
-    if existing is not None and not replace:
-        raise LabelFormatError(job.path, f"changed since it was imported into source {source_name!r}; "
-                                         "pass --replace to swap its labels for the new ones")
     options = options if fmt in _NAMED_VIDEO_FORMATS else {}
     tables = read_labels(job.path, fmt, **options)
     if job.abaw is not None:
         tables = [_with_track(t, job.abaw) for t in tables]
-    source_kind = kind or ("model" if tables and tables[0].kind == "model" else "dataset")
     checked = [_fit(t, videos, fmt, length_policy) for t in tables]
-    details = _details(job, fmt, tables)
-    tasks = sorted({task for t, _ in checked for task in _tasks_of(t)})
+    status, n_rows = store_tables(
+        store, checked, source=source_name, version=version,
+        kind=kind or ("model" if tables and tables[0].kind == "model" else "dataset"),
+        key=job.key, path=job.path, fmt=fmt, digest=digest, length_policy=length_policy,
+        details=_details(job, fmt, tables), replace=replace)
+    return FileOutcome(str(job.path), status, source_name, fmt, len({v for _, v in checked}), n_rows)
+
+
+def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, source: str, version: str,
+                 kind: str, key: str, path: Path | str, fmt: str, digest: str, length_policy: str = "refuse",
+                 details: dict[str, Any] | None = None, replace: bool = False) -> tuple[str, int]:
+    """Write parsed tables (each with its video id) as one import of ``source``, in one transaction.
+
+    Returns (status, label rows): ``unchanged`` when the same key with the same digest is already
+    there, ``replaced`` when ``replace`` swapped an older version's rows, else ``imported``.
+    """
     n_rows = 0
+    tasks = sorted({task for t, _ in tables for task in _tasks_of(t)})
     with store.transaction() as conn:
-        source_id = _source_id(conn, source_name, version, source_kind)
+        existing = _existing(conn, source, version, key)
+        if existing is not None and existing.sha256 == digest:
+            return "unchanged", 0
+        if existing is not None and not replace:
+            raise LabelFormatError(path, f"changed since it was imported into source {source!r}; "
+                                         "pass --replace to swap its labels for the new ones")
+        source_id = _source_id(conn, source, version, kind)
         if existing is not None:
             for table in ("va_label", "au_label", "expr_label"):
                 conn.execute(text(f"DELETE FROM {table} WHERE import_id = :i"), {"i": existing.id})
             conn.execute(text("DELETE FROM label_import WHERE id = :i"), {"i": existing.id})
         import_id = conn.execute(insert(LabelImport).values(
-            source_id=source_id, key=job.key, path=str(job.path.resolve()), sha256=digest, format=fmt,
-            tasks=",".join(tasks), length_policy=length_policy, n_lines=sum(t.n_lines for t in tables),
-            n_rows=0, details=details, imported_at=utcnow()).returning(LabelImport.id)).scalar_one()
-        for table, video_id in checked:
+            source_id=source_id, key=key, path=str(Path(path).resolve()), sha256=digest, format=fmt,
+            tasks=",".join(tasks), length_policy=length_policy, n_lines=sum(t.n_lines for t, _ in tables),
+            n_rows=0, details=details or {}, imported_at=utcnow()).returning(LabelImport.id)).scalar_one()
+        for table, video_id in tables:
             track_id = ensure_track(conn, video_id, table.track)
             n_rows += _insert_table(conn, table, track_id, source_id, import_id)
         conn.execute(text("UPDATE label_import SET n_rows = :n WHERE id = :i"), {"n": n_rows, "i": import_id})
-    status = "replaced" if existing is not None else "imported"
-    return FileOutcome(str(job.path), status, source_name, fmt, len({v for _, v in checked}), n_rows)
+    return ("replaced" if existing is not None else "imported"), n_rows
+
+
+def import_predictions(store: Store, tables: Sequence[LabelTable], *, source: str, version: str,
+                       key: str, path: Path | str, digest: str) -> tuple[str, int]:
+    """A model's predictions (tables naming their frames) as a ``model`` source; replaces the
+    previous predictions stored under the same source, version and key."""
+    videos = _video_index(store)
+    checked = [_fit(t, videos, "predictions", "refuse") for t in tables]
+    return store_tables(store, checked, source=source, version=version, kind="model", key=key, path=path,
+                        fmt="predictions", digest=digest, replace=True)
 
 
 def _with_track(table: LabelTable, abaw: AbawFile) -> LabelTable:
