@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -121,16 +122,15 @@ def register(store: Store, info: VideoProbe, subject: str | None = None, name: s
     name = name or video_name(info.path)
     path = str(info.path.resolve())
     with store.transaction() as conn:
-        found = conn.execute(
-            text("SELECT id, path, name FROM video WHERE content_hash = :h"), {"h": info.content_hash}
-        ).first()
+        rows = conn.execute(text("SELECT id, path, name, content_hash FROM video WHERE content_hash = :h OR name = :n"),
+                            {"h": info.content_hash, "n": name}).all()
+        found = next((r for r in rows if r.content_hash == info.content_hash), None)
         if found is not None:
             return _known(conn, found, path, info)
-        clash = conn.execute(text("SELECT path FROM video WHERE name = :n"), {"n": name}).first()
-        if clash is not None:
+        if rows:
             return IngestOutcome(path, "failed", name, reason=(
                 f"the name {name!r} is taken by another video with different content "
-                f"({clash.path}); rename one of them"))
+                f"({rows[0].path}); rename one of them"))
         subject_id = ensure_subject(conn, subject) if subject else None
         row = {
             "name": name, "subject_id": subject_id, "path": path, "kind": info.kind,
@@ -141,7 +141,7 @@ def register(store: Store, info: VideoProbe, subject: str | None = None, name: s
             "sar_num": info.sar_num, "sar_den": info.sar_den, "duration_s": info.duration_s,
             "is_vfr": info.is_vfr, "notes": list(info.notes), "ingested_at": utcnow(),
         }
-        video_id = _insert_video(conn, row)
+        video_id = conn.execute(_insert_video(conn.dialect.name), row).scalar()
         if video_id is None:  # another process registered the same content a moment ago
             found = conn.execute(
                 text("SELECT id, path, name FROM video WHERE content_hash = :h"), {"h": info.content_hash}
@@ -156,15 +156,16 @@ def _frame_rows(video_id: int, info: VideoProbe) -> Iterator[tuple[int, int, flo
         yield video_id, idx, pts, present
 
 
-def _insert_video(conn: Connection, row: dict[str, Any]) -> int | None:
+@lru_cache(maxsize=2)
+def _insert_video(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (content_hash) DO NOTHING RETURNING id, built once per dialect."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     from affdata.schema import Video
 
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    stmt = insert(Video).values(**row).on_conflict_do_nothing(index_elements=["content_hash"])
-    return conn.execute(stmt.returning(Video.id)).scalar()
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert(Video.__table__).on_conflict_do_nothing(index_elements=["content_hash"]).returning(Video.id)
 
 
 def _known(conn: Connection, found: Any, path: str, info: VideoProbe) -> IngestOutcome:

@@ -84,8 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
-    parser.add_argument("--subjects", type=int, default=4, help="generated dataset size")
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--subjects", type=int, default=8, help="generated dataset size")
+    parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
     results = []
     if args.real.is_dir():
