@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from cli import evaluate, predict, train
 from cli.common import run
 
 app = typer.Typer(
@@ -14,6 +15,11 @@ app = typer.Typer(
     rich_markup_mode="rich",
     help="Multi-task affect models trained on affdata exports.",
 )
+
+
+app.command()(train.train)
+app.command("eval")(evaluate.evaluate)
+app.command()(predict.predict)
 
 
 @app.command()

@@ -1,0 +1,72 @@
+"""Checkpoints: everything a run needs to continue exactly, or a model needs to predict.
+
+A checkpoint is one ``torch.save`` dict written atomically (temporary file, then rename), so a
+run killed while saving leaves the previous checkpoint intact:
+
+``format`` (this module's version), ``kind`` (``multitask`` or ``gan``), ``config`` (the run's
+arguments), ``model_config``, ``vocabulary`` (AU names and expression classes, in the order of
+the model's outputs), ``model`` (state dict; for a GAN, ``generator`` and ``discriminator``),
+``optimizer``/``scheduler`` state, ``step``, ``epoch``, ``loader`` (the data stream's position),
+``rng`` (torch CPU and CUDA generator states), ``history`` (per-epoch records), ``best``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or is not an affmodels checkpoint."""
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises several kinds for a damaged file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(f"{path}: not an affmodels checkpoint")
+    if state["format"] > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {state['format']} is newer than this affmodels "
+                              f"({CHECKPOINT_FORMAT}); upgrade affmodels")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def file_digest(path: Path, length: int = 12) -> str:
+    """A short sha256 of a checkpoint file: names the model run that produced predictions."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]

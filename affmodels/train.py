@@ -1,0 +1,252 @@
+"""Training the multi-task network on an export: the loop, reading top to bottom.
+
+One run = one output folder: ``last.pt`` (saved every epoch and every ``checkpoint_every``
+steps), ``best.pt`` (best validation score: the later ABAW challenges' sum of VA mean CCC,
+expression macro-F1 and AU mean F1), ``metrics.jsonl`` (one JSON record per epoch),
+``curves.png``. ``resume=True`` continues from ``last.pt`` exactly: model, optimiser, schedule,
+RNG and the data stream's position are restored, so the next step is the step an uninterrupted
+run would have taken. Under ``torchrun`` each process trains on its share of every batch
+(DistributedDataParallel; gloo on the CPU, NCCL on GPUs) and rank 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from affmodels import distributed
+from affmodels.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from affmodels.data import AffectStream, Augment, loss_weights, make_loader
+from affmodels.evaluate import evaluate_model, score
+from affmodels.losses import LossWeights, multitask_loss
+from affmodels.model import ModelConfig, MultiTaskNet
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class TrainConfig:
+    """A training run's arguments; stored in every checkpoint."""
+
+    data: str
+    out: str
+    val: str | None = None
+    model: str = "cnn"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    #: VA, AU, expression loss weights (the paper weighs the tasks equally)
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    #: AU positive weights and expression class weights from the manifest's frequencies
+    pos_weight: bool = True
+    class_weight: bool = False
+    #: task-balanced sampling weights (va, au, expr), or None for one pass over the rows
+    balance: tuple[float, float, float] | None = None
+    augment: bool = True
+    pretrained: str | None = None
+    width: int | None = None
+    checkpoint_every: int = 0
+    #: stop after this many steps in all (for tests and smoke runs); None = all epochs
+    max_steps: int | None = None
+    resume: bool = False
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    step: int
+    lr: float
+    train: dict[str, float]
+    val: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    history: list[EpochRecord]
+    best_score: float | None
+    steps: int
+    stopped_early: bool
+
+
+def _stream(path: str, cfg: TrainConfig, train: bool) -> AffectStream:
+    balance = dict(zip(("va", "au", "expr"), cfg.balance)) if (train and cfg.balance) else None
+    return AffectStream(path, seed=cfg.seed, shuffle=train, batch_size=cfg.batch_size,
+                        augment=Augment() if (train and cfg.augment) else None, balance=balance)
+
+
+def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
+    mcfg = ModelConfig(trunk=cfg.model, n_aus=stream.n_aus, n_classes=stream.n_classes,
+                       image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained)
+    return MultiTaskNet(mcfg), mcfg
+
+
+def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Callable[[EpochRecord], None] | None = None,
+          on_start: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Train as ``cfg`` says; ``on_start(steps_per_epoch, epochs)``, ``progress(1)`` per step and
+    ``on_epoch(record)`` let a CLI draw progress and a metrics table."""
+    d = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, d, progress, on_epoch, on_start)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
+           on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int], None] | None) -> TrainResult:
+    out = Path(cfg.out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    stream = _stream(cfg.data, cfg, train=True)
+    model, mcfg = build_model(stream, cfg)
+    model.to(d.device)
+    weights = loss_weights(stream.manifest)
+    pos_weight = weights.pos_weight.to(d.device) if cfg.pos_weight else None
+    class_weight = weights.class_weight.to(d.device) if cfg.class_weight else None
+    loader = make_loader(stream, cfg.batch_size, cfg.workers)
+    steps_per_epoch = len(loader)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=max(1, steps_per_epoch * cfg.epochs), pct_start=0.15)
+    lw = LossWeights(*cfg.loss_weights)
+    vocab = {"au_names": list(stream.au_names), "expressions": list(stream.expressions)}
+    history: list[EpochRecord] = []
+    best: float | None = None
+    step, start_epoch = 0, 0
+    pending_rng = None
+    if cfg.resume:
+        state = load_checkpoint(out / "last.pt", map_location=d.device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, start_epoch = state["step"], state["epoch"]
+        history = [EpochRecord(**r) for r in state["history"]]
+        best = state["best"]
+        stream.set_epoch(start_epoch)
+        loader.load_state_dict(state["loader"])
+        pending_rng = state["rng"]
+        log.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
+    net = DistributedDataParallel(model) if d.enabled else model
+    if on_start:
+        on_start(steps_per_epoch, cfg.epochs)
+
+    def checkpoint(epoch: int, name: str = "last.pt") -> None:
+        if d.main:
+            save_checkpoint(out / name, {
+                "kind": "multitask", "config": asdict(cfg), "model_config": asdict(mcfg), "vocabulary": vocab,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch,
+                "loader": loader.state_dict(), "rng": rng_state(),
+                "history": [r.to_dict() for r in history], "best": best})
+
+    stopped = False
+    for epoch in range(start_epoch, cfg.epochs):
+        stream.set_epoch(epoch)
+        net.train()
+        sums: dict[str, float] = {}
+        batches, started, samples = 0, time.perf_counter(), 0
+        stream_iter = iter(loader)
+        first = next(stream_iter, None)  # starting a DataLoader draws a seed from the global RNG,
+        if pending_rng is not None:  # so a resumed run restores the RNG only after that
+            set_rng_state(pending_rng)
+            pending_rng = None
+        for batch in itertools.chain([] if first is None else [first], stream_iter):
+            batch = {k: (v.to(d.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            pred = net(batch["image"])
+            total, parts = multitask_loss(pred, batch, lw, pos_weight=pos_weight, class_weight=class_weight)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            batches += 1
+            samples += int(batch["image"].shape[0])
+            for k, v in {"loss": total.detach(), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if progress:
+                progress(1)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                checkpoint(epoch)
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                stopped = True
+                break
+        if stopped:
+            checkpoint(epoch)  # mid-epoch: the loader state says where to resume
+            break
+        seconds = time.perf_counter() - started
+        record = EpochRecord(epoch=epoch, step=step, lr=float(scheduler.get_last_lr()[0]),
+                             train={k: v / max(batches, 1) for k, v in sums.items()},
+                             seconds=round(seconds, 2), samples_per_s=round(samples * d.world_size / max(seconds, 1e-9), 1))
+        if cfg.val and d.main:
+            metrics = evaluate_model(model, cfg.val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
+            record.val = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        history.append(record)
+        current = score(record.val) if record.val else -record.train.get("loss", math.inf)
+        improved = best is None or current > best
+        if improved:
+            best = current
+        distributed.barrier(d)
+        checkpoint(epoch + 1)
+        if improved:
+            checkpoint(epoch + 1, "best.pt")
+        if d.main:
+            _append_jsonl(out / "metrics.jsonl", record.to_dict())
+            plot_curves(history, out / "curves.png")
+        if on_epoch and d.main:
+            on_epoch(record)
+    return TrainResult(out, history, best, step, stopped)
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record, default=float) + "\n")
+
+
+def plot_curves(history: list[EpochRecord], path: Path) -> None:
+    """Training losses and validation scores per epoch, as a PNG people can look at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r.epoch + 1 for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in ("loss", "va", "au", "expr"):
+        values = [r.train.get(key) for r in history]
+        if any(v is not None for v in values):
+            ax1.plot(epochs, values, marker="o", label=key)
+    ax1.set(title="training loss", xlabel="epoch")
+    ax1.legend()
+    for key, label in (("ccc_mean", "VA mean CCC"), ("au_f1_mean", "AU mean F1"), ("expr_f1_macro", "EXPR macro-F1")):
+        values = [r.val.get(key) for r in history]
+        if any(v is not None for v in values):
+            ax2.plot(epochs, values, marker="o", label=label)
+    ax2.set(title="validation", xlabel="epoch", ylim=(0, 1))
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,49 @@
+"""``affmodels eval``: a checkpoint's metrics on an export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import JsonOption, print_json, print_table
+
+METRICS = [("ccc_valence", "CCC valence"), ("ccc_arousal", "CCC arousal"), ("ccc_mean", "CCC mean"),
+           ("mse_valence", "MSE valence"), ("mse_arousal", "MSE arousal"), ("au_f1_mean", "AU mean F1"),
+           ("au_accuracy", "AU accuracy"), ("expr_f1_macro", "EXPR macro-F1"), ("expr_accuracy", "EXPR accuracy"),
+           ("abaw2020_expr", "ABAW2020 EXPR (0.67 F1 + 0.33 acc)"), ("abaw2020_au", "ABAW2020 AU (0.5 F1 + 0.5 acc)"),
+           ("score", "ABAW score (CCC + F1 + F1)")]
+
+
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt of affmodels train.")],
+    data: Annotated[Path, typer.Option(help="Export folder to evaluate on.")],
+    batch_size: Annotated[int, typer.Option(help="Samples per forward pass.")] = 256,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    per_video: Annotated[bool, typer.Option("--per-video", help="Also print the per-video breakdown.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Evaluate over the whole export (never averaged per batch): CCC, MSE, F1, accuracy, ABAW scores.
+
+    Example: affmodels eval --checkpoint runs/cnn1/best.pt --data exports/val
+    """
+    from affmodels.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device)
+    if json:
+        print_json({"metrics": result.metrics, "per_video": result.per_video})
+        return
+    m = result.metrics
+    print_table(["metric", "value"], [[label, f"{m[k]:.4f}" if isinstance(m.get(k), float) else m.get(k, "-")]
+                                      for k, label in METRICS], title=f"{checkpoint} on {data}")
+    aus = sorted(k.split("/", 1)[1] for k in m if k.startswith("au_f1/"))
+    if aus:
+        print_table(["AU", "F1", "accuracy", "frames"],
+                    [[a, f"{m[f'au_f1/{a}']:.3f}", f"{m[f'au_accuracy/{a}']:.3f}", m[f"au_count/{a}"]] for a in aus],
+                    title="Per AU")
+    if per_video:
+        print_table(["video", "CCC mean", "AU F1", "EXPR F1"],
+                    [[v, f"{r.get('ccc_mean', float('nan')):.3f}", f"{r.get('au_f1_mean', float('nan')):.3f}",
+                      f"{r.get('expr_f1_macro', float('nan')):.3f}"] for v, r in sorted(result.per_video.items())],
+                    title="Per video")

@@ -1,0 +1,53 @@
+"""``affmodels predict``: predictions as CSV, ABAW files, or a model source in the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import DbOption, err, open_store
+
+
+def predict(
+    checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt of affmodels train.")],
+    out: Annotated[Path, typer.Option(help="Folder for predictions.csv and the ABAW files.")],
+    data: Annotated[Path | None, typer.Option(help="Export folder to predict on.")] = None,
+    video: Annotated[Path | None, typer.Option(help="A video file (or frame folder); the face must fill the middle of the frame.")] = None,
+    into_store: Annotated[bool, typer.Option("--into-store", help="Also write the predictions into the store as a model source.")] = False,
+    source: Annotated[str | None, typer.Option(help="Name of that model source (default: the run folder's name).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    db: DbOption = None,
+) -> None:
+    """Predict VA, AUs and expressions per frame; write predictions.csv and ABAW-format files.
+
+    With --into-store the predictions become a label source of kind model, which affdata sql
+    and affdata labels agreement can compare with the human labels.
+
+    Example: affmodels predict --checkpoint runs/cnn1/best.pt --data exports/val --out preds --into-store
+    """
+    from affmodels.checkpoint import file_digest, load_checkpoint
+    from affmodels.predict import into_store as write_store, predict_export, predict_video, write_abaw
+
+    if (data is None) == (video is None):
+        raise typer.BadParameter("give exactly one of --data and --video")
+    state = load_checkpoint(checkpoint)
+    vocab = state.get("vocabulary", {})
+    au_names, classes = vocab.get("au_names", []), vocab.get("expressions", [])
+    df = predict_export(checkpoint, data, device=device) if data else predict_video(checkpoint, video, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
+    store = open_store(db) if into_store else None
+    counts = None
+    if store is not None:
+        from affdata.sql import run_readonly
+
+        counts = dict(run_readonly(store, "SELECT name, frame_count FROM video").rows)
+    files = write_abaw(df, out / "abaw", au_names, classes, counts)
+    err.print(f"{len(df)} frames predicted: {out / 'predictions.csv'}, {files} ABAW files in {out / 'abaw'}", highlight=False)
+    if store is not None:
+        name = source or checkpoint.resolve().parent.name
+        status, rows = write_store(df, store, source=name, version=file_digest(checkpoint),
+                                   key=f"predictions/{(data or video).name}", au_names=au_names, classes=classes)
+        err.print(f"store: model source {name!r} {status}, {rows} label rows", highlight=False)
