@@ -1,0 +1,101 @@
+"""A PNG of generated faces: one row per source face, column 0 the source, then one column
+per (fixed) target, each with a text label on top. PIL only (no matplotlib figure state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+from affmodels.gan.generator import to_uint8
+from affmodels.gan.targets import Target
+
+PAD = 2  # pixels between and around cells
+LINE = 12  # pixels per label line (PIL's default bitmap font is ~11 px high)
+BG = (255, 255, 255)
+
+
+def target_label(
+    target: Target,
+    i: int,
+    class_names: Sequence[str] | None = None,
+    au_names: Sequence[str] | None = None,
+) -> str:
+    """e.g. ``"Happy v+0.62 a+0.30 AU6 AU12"``: the text of one target for the grid."""
+    e = int(target.expr[i])
+    name = (class_names[e] if class_names else f"expr{e}") if target.n_classes else ""
+    v, a = (float(x) for x in target.va[i])
+    on = torch.nonzero(target.au[i] > 0.5).flatten().tolist()
+    aus = " ".join(au_names[j] if au_names else f"AU{j}" for j in on)
+    return " ".join(p for p in (name, f"v{v:+.2f} a{a:+.2f}", aus) if p)
+
+
+def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont) -> list[str]:
+    """Greedy word wrap to ``width`` pixels; a word longer than a line is cut."""
+    lines: list[str] = []
+    for word in text.split():
+        while len(word) > 1 and draw.textlength(word, font=font) > width:
+            cut = 1
+            while cut < len(word) - 1 and draw.textlength(word[: cut + 1], font=font) <= width:
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def grid_size(n: int, n_targets: int, h: int, w: int, label_lines: int) -> tuple[int, int]:
+    """(width, height) in pixels of :func:`save_grid`'s image."""
+    cols = 1 + n_targets
+    return cols * w + (cols + 1) * PAD, label_lines * LINE + PAD + n * h + (n + 1) * PAD
+
+
+def save_grid(
+    path: str | Path,
+    sources: Tensor,
+    generated: Sequence[Tensor],
+    target_labels: Sequence[str],
+) -> tuple[int, int]:
+    """Write the grid PNG; returns its (width, height).
+
+    ``sources`` uint8 (N, 3, H, W); ``generated`` one (N, 3, H, W) tensor per target, uint8
+    or float in [0, 1]; ``target_labels`` one string per target (see :func:`target_label`),
+    word-wrapped to the column width.
+    """
+    if len(generated) != len(target_labels):
+        raise ValueError(f"{len(generated)} generated columns but {len(target_labels)} labels")
+    n, _, h, w = sources.shape
+    cols = [sources, *generated]
+    for g in generated:
+        if g.shape != sources.shape:
+            raise ValueError(f"generated column of shape {tuple(g.shape)}, sources {tuple(sources.shape)}")
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    labels = [_wrap(t, w, measure, font) for t in ["source", *target_labels]]
+    n_lines = max(len(lines) for lines in labels)
+    size = grid_size(n, len(generated), h, w, n_lines)
+    canvas = Image.new("RGB", size, BG)
+    draw = ImageDraw.Draw(canvas)
+    top = n_lines * LINE + PAD
+    for c, (col, lines) in enumerate(zip(cols, labels)):
+        x = PAD + c * (w + PAD)
+        for li, line in enumerate(lines):
+            draw.text((x, PAD + li * LINE), line, fill=(0, 0, 0), font=font)
+        pixels = (col if col.dtype == torch.uint8 else to_uint8(col)).detach().cpu()
+        for r in range(n):
+            tile = np.ascontiguousarray(pixels[r].permute(1, 2, 0).numpy())
+            canvas.paste(Image.fromarray(tile, "RGB"), (x, top + PAD + r * (h + PAD)))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, format="PNG")
+    return size
+
+
+__all__ = ["grid_size", "save_grid", "target_label"]
