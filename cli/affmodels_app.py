@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import evaluate, predict, train
+from cli import evaluate, gan, predict, train
 from cli.common import run
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.command()(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command()(predict.predict)
+app.command()(gan.generate)
+app.command("eval-gan")(gan.eval_gan)
 
 
 @app.command()

@@ -1,0 +1,152 @@
+"""Read one row group of a shard into numpy label arrays and a list of image bytes.
+
+A worker keeps a few ``ParquetFile`` handles open (footers parsed once) and reads whole row
+groups with only the columns the batch needs. Labels are turned into the batch contract's
+form here, once per row group and vectorised: nulls become 0 (-1 for ``expr``) and the masks
+come from the nulls themselves, so a sample never carries a value its mask does not vouch for.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from affmodels.data.errors import ShardError
+from affmodels.data.manifest import Manifest, check_version
+
+COLUMNS = ("video", "track", "frame", "image", "valence", "arousal", "au", "au_mask", "expr")
+
+
+@dataclass
+class Block:
+    """One row group in batch-contract form; ``rows`` global row indices in file order."""
+
+    rows: np.ndarray  # (n,) int64
+    images: list[bytes]
+    va: np.ndarray  # (n, 2) float32, 0 where missing
+    va_mask: np.ndarray  # (n,) bool
+    au: np.ndarray  # (n, K) float32, 0 where missing
+    au_mask: np.ndarray  # (n, K) bool
+    expr: np.ndarray  # (n,) int64, -1 where missing
+    expr_mask: np.ndarray  # (n,) bool
+    video: np.ndarray  # (n,) object (str)
+    track: np.ndarray  # (n,) object (str)
+    frame: np.ndarray  # (n,) int64
+
+    FIELDS = ("rows", "images", "va", "va_mask", "au", "au_mask", "expr", "expr_mask", "video",
+              "track", "frame")
+
+
+def _flat(col: pa.ChunkedArray, k: int, fill: int | bool) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K) values of a fixed-size list column with nulls filled, and (n, K) validity."""
+    flat = col.combine_chunks().flatten()  # respects slice offsets
+    n = len(col)
+    values = pc.fill_null(flat, fill).to_numpy(zero_copy_only=False).reshape(n, k)
+    valid = pc.is_valid(flat).to_numpy(zero_copy_only=False).reshape(n, k)
+    return values, valid
+
+
+def table_to_block(table: pa.Table, rows: np.ndarray, k: int) -> Block:
+    """Convert a table of :data:`COLUMNS` (export schema) to a :class:`Block`."""
+    valence, arousal, expr = table["valence"], table["arousal"], table["expr"]
+    va_mask = (pc.is_valid(valence).to_numpy(zero_copy_only=False)
+               & pc.is_valid(arousal).to_numpy(zero_copy_only=False))
+    va = np.stack([pc.fill_null(valence, 0).to_numpy(), pc.fill_null(arousal, 0).to_numpy()], 1)
+    va = np.where(va_mask[:, None], va, 0).astype(np.float32)
+    au, au_valid = _flat(table["au"], k, 0)
+    au_mask = _flat(table["au_mask"], k, False)[0].astype(bool) & au_valid  # null: not annotated
+    au = np.where(au_mask, au, 0).astype(np.float32)
+    expr_mask = pc.is_valid(expr).to_numpy(zero_copy_only=False)
+    return Block(
+        rows=rows,
+        images=table["image"].to_pylist(),
+        va=va, va_mask=va_mask, au=au, au_mask=au_mask,
+        expr=pc.fill_null(expr, -1).to_numpy().astype(np.int64), expr_mask=expr_mask,
+        video=table["video"].to_numpy(zero_copy_only=False),
+        track=table["track"].to_numpy(zero_copy_only=False),
+        frame=table["frame"].to_numpy().astype(np.int64),
+    )
+
+
+class ShardReader:
+    """Reads row groups of an export's shards, keeping at most ``max_open`` files open."""
+
+    def __init__(self, manifest: Manifest, max_open: int = 8) -> None:
+        self.manifest = manifest
+        self.max_open = max_open
+        self._files: OrderedDict[int, pq.ParquetFile] = OrderedDict()
+
+    def _file(self, shard: int) -> pq.ParquetFile:
+        f = self._files.get(shard)
+        if f is not None:
+            self._files.move_to_end(shard)
+            return f
+        entry = self.manifest.shards[shard]
+        try:
+            f = pq.ParquetFile(self.manifest.shard_path(shard))
+        except (OSError, pa.ArrowException) as e:
+            raise ShardError(f"shard {entry.path}: cannot open as Parquet ({e})") from e
+        if f.metadata.num_rows != entry.rows:
+            raise ShardError(f"shard {entry.path} holds {f.metadata.num_rows} rows but the manifest "
+                             f"records {entry.rows}")
+        meta = f.schema_arrow.metadata or {}
+        version = meta.get(b"affdata.export.format_version")
+        if version is not None:  # optional in the contract; when present it must agree
+            check_version(int(version), f"shard {entry.path}")
+        names = set(f.schema_arrow.names)
+        missing = [c for c in COLUMNS if c not in names]
+        if missing:
+            raise ShardError(f"shard {entry.path} lacks column(s) {', '.join(missing)}")
+        k = f.schema_arrow.field("au").type
+        if getattr(k, "list_size", None) != self.manifest.n_aus:
+            raise ShardError(f"shard {entry.path}: column au is {k}, expected a fixed-size list of "
+                             f"{self.manifest.n_aus} (the manifest's AUs)")
+        self._files[shard] = f
+        if len(self._files) > self.max_open:
+            self._files.popitem(last=False)
+        return f
+
+    def read(self, shard: int, group: int, first_row: int, length: int) -> Block:
+        f = self._file(shard)
+        entry = self.manifest.shards[shard]
+        if group >= f.num_row_groups or f.metadata.row_group(group).num_rows != length:
+            raise ShardError(f"shard {entry.path}: row group {group} is not the {length} rows the "
+                             f"manifest's row_group_size ({self.manifest.row_group_size}) implies")
+        try:
+            table = f.read_row_group(group, columns=list(COLUMNS), use_threads=False)
+        except (OSError, pa.ArrowException) as e:
+            raise ShardError(f"shard {entry.path}: cannot read row group {group} ({e})") from e
+        return table_to_block(table, np.arange(first_row, first_row + length, dtype=np.int64),
+                              self.manifest.n_aus)
+
+    def read_task_masks(self) -> dict[str, np.ndarray]:
+        """(rows,) bool per task over the whole export (for balanced sampling)."""
+        cols = {"va": "has_va", "au": "has_au", "expr": "has_expr"}
+        parts: dict[str, list[np.ndarray]] = {t: [] for t in cols}
+        for s in range(len(self.manifest.shards)):
+            t = self._file(s).read(columns=list(cols.values()), use_threads=False)
+            for task, col in cols.items():
+                parts[task].append(pc.fill_null(t[col], False).to_numpy(zero_copy_only=False).astype(bool))
+        return {t: np.concatenate(p) for t, p in parts.items()}
+
+    def close(self) -> None:
+        self._files.clear()
+
+
+def concat_blocks(blocks: list[Block]) -> Block:
+    """One block holding ``blocks`` in the given order (a window's row groups, rows ascending)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    out = {}
+    for name in Block.FIELDS:
+        parts = [getattr(b, name) for b in blocks]
+        out[name] = [x for p in parts for x in p] if name == "images" else np.concatenate(parts)
+    return Block(**out)
+
+
+__all__ = ["COLUMNS", "Block", "ShardReader", "concat_blocks", "table_to_block"]

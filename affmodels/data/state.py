@@ -1,0 +1,48 @@
+"""The dataset's iteration state, shared with DataLoader workers (persistent ones included).
+
+Persistent workers keep the dataset object they were started with, so ``set_epoch`` and
+``load_state_dict`` called in the main process must reach them through shared memory: a
+5-int ``RawArray`` (epoch, samples to skip, the world size and workers that produced them,
+the loader's batch size). Pickled outside process spawning (``copy.deepcopy``, a plain
+``pickle.dumps``) it becomes a detached copy instead of failing. The array lives in an
+anonymous, already-unlinked mapping: nothing is left in /dev/shm after a crash.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from multiprocessing.context import get_spawning_popen
+from typing import Any
+
+_FIELDS = ("epoch", "resume", "resume_world", "resume_workers", "loader_batch")
+
+
+class SharedState:
+    def __init__(self, values: tuple[int, ...] = (0, 0, 0, 0, 0)) -> None:
+        self._arr = mp.RawArray("q", len(_FIELDS))
+        self._arr[:] = list(values)
+
+    def __getattr__(self, name: str) -> int:
+        if name in _FIELDS:
+            return int(self._arr[_FIELDS.index(name)])
+        raise AttributeError(name)
+
+    def set(self, **values: int) -> None:
+        for name, v in values.items():
+            if name not in _FIELDS:
+                raise AttributeError(name)
+            self._arr[_FIELDS.index(name)] = int(v)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if get_spawning_popen() is not None:  # to a worker process: share the memory
+            return (_attach, (self._arr,))
+        return (SharedState, (tuple(self._arr),))  # anywhere else: a detached copy
+
+
+def _attach(arr: Any) -> SharedState:
+    state = SharedState.__new__(SharedState)
+    state._arr = arr
+    return state
+
+
+__all__ = ["SharedState"]

@@ -1,0 +1,266 @@
+"""Training the affect GAN on an export, with the multi-task training's streaming, progress,
+checkpoints and exact resume.
+
+Each step: targets are drawn from label combinations that occur in the training rows
+(:class:`TargetSampler`, with its own seeded generator), the generator draws the batch's faces
+showing them, the discriminator takes one hinge step on real and generated faces plus its masked
+task losses on the real ones, then the generator one step against the frozen discriminator
+(adversarial, task losses on its faces against the full target, cycle back to the source).
+After every epoch: ``grid-epochNNN.png`` (fixed faces x fixed targets, one per expression
+class), a ``metrics.jsonl`` record with the discriminator evaluated as a recogniser on
+``val``, ``last.pt`` and (by that recogniser's score) ``best.pt``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch import nn
+
+from affmodels import distributed
+from affmodels.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from affmodels.data import AffectStream, Augment, Manifest, make_loader
+from affmodels.evaluate import evaluate_model, score
+from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
+from affmodels.gan.generator import Generator, GeneratorConfig
+from affmodels.gan.grid import save_grid, target_label
+from affmodels.gan.losses import GanLossWeights, discriminator_step_losses, frozen, generator_step_losses
+from affmodels.gan.targets import Target, TargetSampler
+from affmodels.train import EpochRecord, TrainResult, _append_jsonl, plot_curves
+
+log = logging.getLogger(__name__)
+
+GRID_FACES = 6
+
+
+@dataclass
+class GanTrainConfig:
+    data: str
+    out: str
+    val: str | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    g_width: int = 16
+    d_width: int = 32
+    augment: bool = False
+    checkpoint_every: int = 0
+    max_steps: int | None = None
+    resume: bool = False
+
+
+class Recognizer(nn.Module):
+    """The discriminator seen as a multi-task recogniser (what evaluation calls)."""
+
+    def __init__(self, d: Discriminator) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, images: torch.Tensor) -> Any:
+        return self.d.predict(images)
+
+
+def label_arrays(manifest: Manifest) -> dict[str, np.ndarray]:
+    """Every training row's labels (no pixels): what the target sampler draws combinations from."""
+    cols = ["valence", "arousal", "au", "au_mask", "expr", "has_va", "has_expr"]
+    parts = [pq.read_table(manifest.root / s.path, columns=cols) for s in manifest.shards]
+    k = manifest.n_aus
+    va, au, au_mask, expr, va_mask, expr_mask = [], [], [], [], [], []
+    for t in parts:
+        n = t.num_rows
+        va.append(np.stack([t["valence"].to_numpy(zero_copy_only=False), t["arousal"].to_numpy(zero_copy_only=False)], 1))
+        flat = t["au"].combine_chunks().flatten().to_numpy(zero_copy_only=False) if k else np.zeros(0)
+        au.append(np.nan_to_num(np.asarray(flat, dtype=np.float32).reshape(n, k)))
+        mask = t["au_mask"].combine_chunks().flatten().to_numpy(zero_copy_only=False) if k else np.zeros(0, bool)
+        au_mask.append(np.asarray(mask, dtype=bool).reshape(n, k))
+        expr.append(np.nan_to_num(t["expr"].to_numpy(zero_copy_only=False).astype(np.float64), nan=-1).astype(np.int64))
+        va_mask.append(t["has_va"].to_numpy(zero_copy_only=False))
+        expr_mask.append(t["has_expr"].to_numpy(zero_copy_only=False))
+    return {"va": np.nan_to_num(np.concatenate(va).astype(np.float32)), "au": np.concatenate(au),
+            "au_mask": np.concatenate(au_mask), "expr": np.concatenate(expr),
+            "va_mask": np.concatenate(va_mask), "expr_mask": np.concatenate(expr_mask)}
+
+
+def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
+    """``n`` face crops spread evenly over the export (so over videos and people), uint8 NCHW."""
+    from affmodels.data.decode import decode
+
+    total = sum(s.rows for s in manifest.shards)
+    wanted = sorted({int(i) for i in np.linspace(0, total - 1, n)})
+    faces, offset = [], 0
+    for shard in manifest.shards:
+        local = [i - offset for i in wanted if offset <= i < offset + shard.rows]
+        if local:
+            column = pq.read_table(manifest.root / shard.path, columns=["image"])["image"]
+            faces += [decode(column[i].as_py(), manifest.image_size, manifest.encoding) for i in local]
+        offset += shard.rows
+    return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
+
+
+def grid_inputs(stream: AffectStream, sampler: TargetSampler, labels: dict[str, np.ndarray],
+                seed: int) -> tuple[torch.Tensor, Target]:
+    """Fixed faces (the first rows of the export) and fixed targets (one per expression class
+    that occurs in the training rows)."""
+    faces = spread_faces(stream.manifest, GRID_FACES)
+    g = torch.Generator().manual_seed(seed)
+    present = np.unique(labels["expr"][labels["expr_mask"] & (labels["expr"] >= 0)])
+    if stream.n_classes and present.size:
+        return faces, sampler.sample(len(present), generator=g, classes=torch.from_numpy(present))
+    return faces, sampler.sample(4, generator=g)
+
+
+def render_grid(G: Generator, faces: torch.Tensor, targets: Target, path: Path, classes: list[str],
+                au_names: list[str], device: torch.device) -> None:
+    was = G.training
+    G.eval()
+    with torch.no_grad():
+        columns = []
+        for i in range(len(targets)):
+            cond = targets[i].to(device).condition().expand(len(faces), -1)
+            columns.append(G(faces.to(device), cond).image.cpu())
+    G.train(was)
+    labels = [target_label(targets, i, classes, au_names) for i in range(len(targets))]
+    save_grid(path, faces, columns, labels)
+
+
+def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = None,
+              on_epoch: Callable[[EpochRecord], None] | None = None,
+              on_start: Callable[[int, int], None] | None = None) -> TrainResult:
+    d = distributed.setup(cfg.device)
+    if d.enabled:
+        distributed.teardown(d)
+        raise ValueError("the GAN trains in one process; run it without torchrun")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    stream = AffectStream(cfg.data, seed=cfg.seed, shuffle=True, batch_size=cfg.batch_size,
+                          augment=Augment() if cfg.augment else None)
+    k, c = stream.n_aus, stream.n_classes
+    gcfg = GeneratorConfig(n_aus=k, n_classes=c, width=cfg.g_width)
+    dcfg = DiscriminatorConfig(n_aus=k, n_classes=c, width=cfg.d_width)
+    G, D = Generator(gcfg).to(d.device), Discriminator(dcfg).to(d.device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
+    labels = label_arrays(stream.manifest)
+    sampler = TargetSampler(labels["va"], labels["au"], labels["au_mask"], labels["expr"], labels["expr_mask"],
+                            n_classes=c, va_mask=labels["va_mask"])
+    targets_rng = torch.Generator().manual_seed(cfg.seed)
+    faces, fixed = grid_inputs(stream, sampler, labels, cfg.seed + 1)
+    loader = make_loader(stream, cfg.batch_size, cfg.workers)
+    weights = GanLossWeights()
+    vocab = {"au_names": list(stream.au_names), "expressions": list(stream.expressions)}
+    history: list[EpochRecord] = []
+    best: float | None = None
+    step, start_epoch, pending_rng = 0, 0, None
+    if cfg.resume:
+        state = load_checkpoint(out / "last.pt")
+        G.load_state_dict(state["generator"])
+        D.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["optimizer_g"])
+        opt_d.load_state_dict(state["optimizer_d"])
+        step, start_epoch, best = state["step"], state["epoch"], state["best"]
+        history = [EpochRecord(**r) for r in state["history"]]
+        targets_rng.set_state(state["targets_rng"])
+        stream.set_epoch(start_epoch)
+        loader.load_state_dict(state["loader"])
+        pending_rng = state["rng"]
+    if on_start:
+        on_start(len(loader), cfg.epochs)
+
+    def checkpoint(epoch: int, name: str = "last.pt") -> None:
+        save_checkpoint(out / name, {
+            "kind": "gan", "config": asdict(cfg), "generator_config": asdict(gcfg),
+            "discriminator_config": asdict(dcfg), "vocabulary": vocab, "image_size": stream.image_size,
+            "generator": G.state_dict(), "discriminator": D.state_dict(),
+            "optimizer_g": opt_g.state_dict(), "optimizer_d": opt_d.state_dict(), "step": step, "epoch": epoch,
+            "loader": loader.state_dict(), "rng": rng_state(), "targets_rng": targets_rng.get_state(),
+            "history": [r.to_dict() for r in history], "best": best})
+
+    stopped = False
+    for epoch in range(start_epoch, cfg.epochs):
+        stream.set_epoch(epoch)
+        G.train()
+        D.train()
+        sums: dict[str, float] = {}
+        batches, started, samples = 0, time.perf_counter(), 0
+        it = iter(loader)
+        first = next(it, None)  # starting the loader draws from the global RNG: restore after it
+        if pending_rng is not None:
+            set_rng_state(pending_rng)
+            pending_rng = None
+        for batch in itertools.chain([] if first is None else [first], it):
+            batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
+            target = sampler.sample(len(batch["image"]), generator=targets_rng).to(d.device)
+            fake = G(batch["image"], target.condition())
+            d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            with frozen(D):
+                g_loss, g_parts = generator_step_losses(G, D, batch, target, weights, fake=fake)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            step += 1
+            batches += 1
+            samples += len(batch["image"])
+            for key, v in {**{f"d_{n}": x for n, x in d_parts.items()}, **{f"g_{n}": x for n, x in g_parts.items()},
+                           "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}.items():
+                sums[key] = sums.get(key, 0.0) + float(v)
+            if progress:
+                progress(1)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                checkpoint(epoch)
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                stopped = True
+                break
+        if stopped:
+            checkpoint(epoch)
+            break
+        seconds = time.perf_counter() - started
+        record = EpochRecord(epoch=epoch, step=step, lr=cfg.lr_g, train={key: v / max(batches, 1) for key, v in sums.items()},
+                             seconds=round(seconds, 2), samples_per_s=round(samples / max(seconds, 1e-9), 1))
+        if cfg.val:
+            metrics = evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device)
+            record.val = {key: v for key, v in metrics.items() if isinstance(v, (int, float))}
+        history.append(record)
+        current = score(record.val) if record.val else -record.train.get("g_loss", 0.0)
+        improved = best is None or current > best
+        best = current if improved else best
+        render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"], vocab["au_names"], d.device)
+        checkpoint(epoch + 1)
+        if improved:
+            checkpoint(epoch + 1, "best.pt")
+        _append_jsonl(out / "metrics.jsonl", record.to_dict())
+        plot_curves(history, out / "curves.png")
+        if on_epoch:
+            on_epoch(record)
+    return TrainResult(out, history, best, step, stopped)
+
+
+def load_gan(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, Discriminator, dict[str, Any]]:
+    from affmodels.checkpoint import CheckpointError
+
+    state = load_checkpoint(Path(checkpoint), map_location=device)
+    if state.get("kind") != "gan":
+        raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a GAN")
+    G = Generator(GeneratorConfig(**state["generator_config"]))
+    D = Discriminator(DiscriminatorConfig(**state["discriminator_config"]))
+    G.load_state_dict(state["generator"])
+    D.load_state_dict(state["discriminator"])
+    return G.to(device).eval(), D.to(device).eval(), state

@@ -1,0 +1,108 @@
+"""``affmodels generate`` and ``affmodels eval-gan`` (and the GAN side of ``affmodels train``)."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import JsonOption, err, print_json, print_table, progress_bar
+
+
+def train_gan(*, data: Path, out: Path, val: Path | None, epochs: int, batch_size: int, lr: float, device: str,
+              workers: int, threads: int | None, seed: int, checkpoint_every: int, max_steps: int | None,
+              resume: bool, json: bool) -> None:
+    """What `affmodels train --model gan` runs (its options are train's)."""
+    from affmodels.gan.train import GanTrainConfig, train_gan as run
+
+    cfg = GanTrainConfig(data=str(data), out=str(out), val=str(val) if val else None, epochs=epochs,
+                         batch_size=batch_size, lr_g=min(lr, 2e-4) if lr == 3e-3 else lr, lr_d=min(lr, 2e-4) if lr == 3e-3 else lr,
+                         workers=workers, seed=seed, device=device, threads=threads,
+                         checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume)
+
+    def on_epoch(record) -> None:
+        if json:
+            print(jsonlib.dumps(record.to_dict(), default=float), flush=True)
+            return
+        t, v = record.train, record.val
+        print_table(["epoch", "D loss", "G loss", "G cycle", "D as recogniser: score", "samples/s"],
+                    [[record.epoch + 1, f"{t.get('d_loss', 0):.3f}", f"{t.get('g_loss', 0):.3f}",
+                      f"{t.get('g_cycle', 0):.4f}", f"{v['score']:.3f}" if "score" in v else "-",
+                      f"{record.samples_per_s:.0f}"]])
+
+    with progress_bar("training the GAN", enabled=not json) as bar:
+        result = run(cfg, progress=bar, on_epoch=on_epoch, on_start=lambda steps, e: bar.total(steps * e))
+    if not json:
+        err.print(f"run in {result.out}: {result.steps} steps; grids in {result.out}/grid-epoch*.png", highlight=False)
+
+
+def generate(
+    checkpoint: Annotated[Path, typer.Option(help="A GAN checkpoint (affmodels train --model gan).")],
+    image: Annotated[Path, typer.Option(help="A face image; its centred square is used.")],
+    out: Annotated[Path, typer.Option(help="Folder for the generated PNGs.")],
+    valence: Annotated[float, typer.Option(help="Target valence in [-1, 1].")] = 0.0,
+    arousal: Annotated[float, typer.Option(help="Target arousal in [-1, 1].")] = 0.0,
+    au: Annotated[list[str] | None, typer.Option("--au", help="Target AU as NAME=0|1, e.g. --au AU12=1; repeat. Unnamed AUs are 0.")] = None,
+    expression: Annotated[str | None, typer.Option(help="Target expression, e.g. happiness.")] = None,
+    targets: Annotated[Path | None, typer.Option(help="CSV of targets: columns valence, arousal, expression, AU...; one face per row.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+) -> None:
+    """Draw the face in --image showing a target affect (or each row of --targets).
+
+    Example: affmodels generate --checkpoint runs/gan/last.pt --image face.png --valence 0.7 --arousal 0.3 --au AU12=1 --expression happiness --out gen
+    """
+    from affmodels.checkpoint import load_checkpoint
+    from affmodels.gan.generate import TargetError, generate as run, make_target, read_targets
+
+    vocab = load_checkpoint(checkpoint)["vocabulary"]
+    if not image.is_file():
+        raise typer.BadParameter(f"{image}: no such image file", param_hint="--image")
+    try:
+        if targets is not None:
+            wanted = read_targets(targets, vocab["au_names"], vocab["expressions"])
+        else:
+            aus = {}
+            for item in au or []:
+                name, _, value = item.partition("=")
+                aus[name] = int(value or 1)
+            wanted = [make_target(vocab["au_names"], vocab["expressions"], valence=valence, arousal=arousal,
+                                  aus=aus, expression=expression)]
+    except (TargetError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    paths = run(checkpoint, image, wanted, out, device=device)
+    err.print(f"{len(paths) - 1} faces and a grid in {out}", highlight=False)
+
+
+def eval_gan(
+    checkpoint: Annotated[Path, typer.Option(help="A GAN checkpoint.")],
+    evaluator: Annotated[Path, typer.Option(help="A multi-task checkpoint trained separately (affmodels train).")],
+    data: Annotated[Path, typer.Option(help="Export whose faces are the sources (and whose labels give the targets).")],
+    n: Annotated[int, typer.Option(help="How many faces to generate and score.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the target draws.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    json: JsonOption = False,
+) -> None:
+    """Score generated faces with a separate recogniser (target VA CCC, AU F1, expression accuracy,
+    identity distance), against an untrained generator; and the discriminator as a recogniser.
+
+    Example: affmodels eval-gan --checkpoint runs/gan/last.pt --evaluator runs/cnn1/best.pt --data exports/val
+    """
+    from affmodels.gan.evaluate import evaluate_gan
+
+    result = evaluate_gan(checkpoint, evaluator, data, n=n, seed=seed, device=device)
+    if json:
+        print_json(result)
+        return
+    keys = [("ccc_valence", "CCC valence to target"), ("ccc_arousal", "CCC arousal to target"),
+            ("au_f1_mean", "AU F1 to target"), ("expr_accuracy", "expression accuracy"),
+            ("expr_f1_macro", "expression macro-F1"), ("expr_chance", "expression chance (majority)"),
+            ("identity_ratio", "identity distance / other-face distance")]
+    print_table(["figure", "trained G", "untrained G"],
+                [[label, f"{result['trained'][k]:.3f}", f"{result['untrained'][k]:.3f}"] for k, label in keys],
+                title=f"Generated faces ({result['trained']['faces']}) scored by {evaluator}")
+    d = result["discriminator"]
+    print_table(["VA mean CCC", "AU mean F1", "EXPR macro-F1", "score"],
+                [[f"{d.get(k, float('nan')):.3f}" for k in ("ccc_mean", "au_f1_mean", "expr_f1_macro", "score")]],
+                title="The discriminator as a recogniser")
