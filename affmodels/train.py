@@ -235,7 +235,8 @@ def plot_curves(history: list[EpochRecord], path: Path) -> None:
 
     epochs = [r.epoch + 1 for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key in ("loss", "va", "au", "expr"):
+    keys = ("loss", "va", "au", "expr") if "loss" in history[-1].train else ("d_loss", "g_loss", "g_cycle")
+    for key in keys:
         values = [r.train.get(key) for r in history]
         if any(v is not None for v in values):
             ax1.plot(epochs, values, marker="o", label=key)

@@ -1,0 +1,293 @@
+"""``export_part``: one part of a split as Parquet shards of face crops with their labels.
+
+The main process plans (reads labels, chooses crop boxes, counts), writes the shards in
+order, and keeps the staging folder's record; decoding, cropping and encoding run here
+(``workers=1``) or in worker processes, one video per task, at most ``2 * workers`` videos
+ahead of the writer. Workers spool their crops to files in the staging folder, so neither side
+ever holds more than a chunk of images: peak memory follows the shard and chunk sizes and the
+longest video's labels, not the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import Connection
+
+from affdata.db import Store
+from affdata.errors import ConfigError
+from affdata.export import plan as planning
+from affdata.export.crop import CROP_POLICY, crop_boxes
+from affdata.export.encode import (ENCODINGS, JPEG_SUBSAMPLING, Spool, TrackJob, VideoJob,
+                                   binary_array, crop_video, raise_worker_error, read_spool,
+                                   spool_video)
+from affdata.export.manifest import Stats, build_manifest, fingerprint, manifest_bytes
+from affdata.export.plan import TASKS, Scope, TrackLabels, VideoRef, Vocabulary
+from affdata.export.rows import FORMAT_VERSION, build_batch, export_schema
+from affdata.export.shards import ShardWriter, Staging
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    rows: int
+    shards: int
+    resumed_shards: int
+    manifest: dict[str, Any] = field(repr=False)
+    manifest_sha256: str
+    export_id: int
+    label_state: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "rows": self.rows, "shards": self.shards,
+                "resumed_shards": self.resumed_shards, "manifest_sha256": self.manifest_sha256,
+                "export_id": self.export_id, "label_state": self.label_state,
+                "counts": self.manifest["counts"]}
+
+
+@dataclass
+class _TrackPlan:
+    name: str
+    subject: str | None
+    rows: TrackLabels  # the rows still to write (after resuming)
+    boxes: np.ndarray
+    has_box: np.ndarray
+    frames: int  # all of the track's frames, for progress
+
+
+def _check(size: int, tasks: Sequence[str], image: str, quality: int, margin: float,
+           shard_size: int, row_group_size: int, workers: int) -> list[str]:
+    chosen = [t.strip().lower() for t in tasks if t.strip()]
+    unknown = sorted(set(chosen) - set(TASKS))
+    if unknown or not chosen:
+        raise ConfigError(f"unknown task(s) {', '.join(unknown) or '(none given)'}; use va, au, expr")
+    if image not in ENCODINGS:
+        raise ConfigError(f"unknown image encoding {image!r}; use jpeg or raw")
+    checks = [(size >= 8, f"size must be at least 8, got {size}"),
+              (1 <= quality <= 100, f"quality must be in 1..100, got {quality}"),
+              (margin > 0, f"margin must be positive, got {margin}"),
+              (shard_size >= 1, f"shard size must be at least 1, got {shard_size}"),
+              (row_group_size >= 1, f"row group size must be at least 1, got {row_group_size}"),
+              (workers >= 1, f"workers must be at least 1, got {workers}")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    return [t for t in TASKS if t in chosen]
+
+
+def _versions() -> dict[str, str]:
+    import PIL
+    import simplejpeg
+
+    return {"pyarrow": pa.__version__, "simplejpeg": simplejpeg.__version__, "pillow": PIL.__version__}
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 112,
+                tasks: Sequence[str] = TASKS, source: str = planning.CONSENSUS, image: str = "jpeg",
+                quality: int = 90, margin: float = 1.2, shard_size: int = 8192,
+                row_group_size: int = 512, workers: int = 1, include_unlabelled: bool = False,
+                progress: Progress | None = None, on_total: Progress | None = None) -> ExportResult:
+    """Export one part of a split (docs/export-format.md); resumes an interrupted identical run.
+
+    ``split`` is ``NAME`` (newest version) or ``NAME@VERSION``; ``source`` is ``consensus``
+    (the views) or one label source's name (``NAME@VERSION`` where it has several).
+    ``progress(n)`` hears of track-frames done (written, skipped as unlabelled, or resumed);
+    ``on_total(n)`` is told their number first. Records the run in the store's ``export``.
+    """
+    task_list = _check(size, tasks, image, quality, margin, shard_size, row_group_size, workers)
+    out = Path(out).resolve()
+    args = {"split": split, "part": part, "source": source, "tasks": task_list, "size": size,
+            "image": image, "quality": quality, "margin": margin, "shard_size": shard_size,
+            "row_group_size": row_group_size, "include_unlabelled": include_unlabelled}
+    with store.connect() as conn:
+        if not store.is_sqlite:  # one snapshot for the whole export (SQLite: the read transaction)
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        ref, scope = planning.resolve(conn, split, part, source)
+        videos = planning.part_videos(conn, ref)
+        vocab = planning.vocabularies(conn, scope)
+        state = planning.label_state(conn, scope, ref, task_list)
+        staging = Staging(out)
+        kept = staging.prepare(fingerprint({
+            "format_version": FORMAT_VERSION, "args": args, "versions": _versions(),
+            "split": [ref.id, ref.version, ref.content_hash], "scope": [scope.name, scope.version, scope.source_ids],
+            "vocabulary": vocab.to_json(), "label_state": state, "boxes": planning.box_state(conn, ref),
+            "videos": [[v.id, v.name, v.content_hash, v.source.frame_count, v.source.size_bytes,
+                        [[t.id, t.name, t.subject] for t in v.tracks]] for v in videos]}))
+        if on_total is not None:
+            on_total(sum(v.source.frame_count * len(v.tracks) for v in videos))
+        writer = ShardWriter(staging.dir, export_schema(len(vocab.au_numbers)), shard_size,
+                             row_group_size, start_index=len(kept), on_shard=staging.add)
+        stats = Stats(vocab)
+        run = _Run(conn, scope, vocab, task_list, include_unlabelled, margin, stats,
+                   skip=sum(s.rows for s in kept), progress=progress)
+        job_args = {"size": size, "encoding": image, "quality": quality}
+        try:
+            if workers == 1:
+                _export_inline(run, videos, writer, staging, job_args)
+            else:
+                _export_pool(run, videos, writer, staging, job_args, workers)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    image_info = {"encoding": image, "size": size, "quality": quality if image == "jpeg" else None,
+                  "channels": 3, "margin": margin, "crop_policy": CROP_POLICY,
+                  "subsampling": JPEG_SUBSAMPLING if image == "jpeg" else None}
+    manifest = build_manifest(
+        format_version=FORMAT_VERSION, split=ref, source=scope.name if scope.consensus else source,
+        tasks=task_list, image=image_info, vocab=vocab, stats=stats, shards=staging.shards,
+        shard_size=shard_size, row_group_size=row_group_size, label_state=state, args=args)
+    blob = manifest_bytes(manifest)
+    digest = hashlib.sha256(blob).hexdigest()
+    staging.finish(blob)
+    with store.transaction() as wconn:
+        export_id = planning.record_export(wconn, ref, str(out), FORMAT_VERSION, state, args, digest,
+                                           stats.rows)
+    log.info("exported %d rows in %d shards to %s", stats.rows, len(staging.shards), out)
+    return ExportResult(out, stats.rows, len(staging.shards), len(kept), manifest, digest,
+                        export_id, state)
+
+
+class _Run:
+    """Per-export state of the main process: planning each video and writing its rows."""
+
+    def __init__(self, conn: Connection, scope: Scope, vocab: Vocabulary, tasks: list[str],
+                 include_unlabelled: bool, margin: float, stats: Stats, skip: int,
+                 progress: Progress | None) -> None:
+        self.conn, self.scope, self.vocab, self.tasks = conn, scope, vocab, tasks
+        self.include_unlabelled, self.margin, self.stats = include_unlabelled, margin, stats
+        self.skip = skip  # rows already in resumed shards
+        self.progress = progress or (lambda n: None)
+
+    def plan(self, video: VideoRef) -> list[_TrackPlan]:
+        """Read, select and count each track's rows; drop the ones already written."""
+        plans = []
+        for track in video.tracks:
+            labels = planning.track_labels(self.conn, self.scope, self.vocab, video, track)
+            n_frames = len(labels.frames)
+            rows = planning.select_rows(labels, self.tasks, self.include_unlabelled)
+            labelled = labels.has_va | labels.has_expr | labels.has_au
+            boxes, has_box = crop_boxes(rows.boxes, self.margin)
+            self.stats.add(video.name, track.name, track.subject, rows, has_box,
+                           int((labelled & ~labels.present).sum()))
+            cut = min(self.skip, len(rows.frames))
+            self.skip -= cut
+            if cut:
+                self.progress(cut)
+                idx = np.arange(cut, len(rows.frames))
+                rows, boxes, has_box = rows.take(idx), boxes[idx], has_box[idx]
+            plans.append(_TrackPlan(track.name, track.subject, rows, boxes, has_box, n_frames - cut))
+        return plans
+
+    def job(self, video: VideoRef, plans: list[_TrackPlan], job_args: dict[str, Any],
+            threads: int | None) -> VideoJob:
+        tracks = tuple(TrackJob(p.rows.frames, p.boxes, p.has_box) for p in plans)
+        return VideoJob(video.name, video.source, tracks, threads=threads, **job_args)
+
+    def write(self, writer: ShardWriter, video: VideoRef, plans: list[_TrackPlan],
+              chunks: Iterator[tuple[int, pa.Array]]) -> None:
+        """Write the video's rows from ``chunks`` (track by track, frames in order)."""
+        pos = [0] * len(plans)
+        for k, images in chunks:
+            p, a, b = plans[k], pos[k], pos[k] + len(images)
+            rows = p.rows.take(np.arange(a, b))
+            writer.write(build_batch(writer.schema, video.name, video.id, p.name, p.subject, rows,
+                                     p.boxes[a:b], p.has_box[a:b], images))
+            pos[k] = b
+            self.progress(len(images))
+        for k, p in enumerate(plans):
+            if pos[k] != len(p.rows.frames):
+                raise RuntimeError(f"{video.name}/{p.name}: {pos[k]} crops for {len(p.rows.frames)} rows")
+            self.progress(p.frames - pos[k])
+
+
+def _export_inline(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging: Staging,
+                   job_args: dict[str, Any]) -> None:
+    for i, video in enumerate(videos):
+        plans = run.plan(video)
+        run.write(writer, video, plans, _inline_chunks(run.job(video, plans, job_args, None),
+                                                       staging.spool_dir / f"v{i}"))
+
+
+def _inline_chunks(job: VideoJob, spool_stem: Path) -> Iterator[tuple[int, pa.Array]]:
+    """The first track with rows goes straight to the writer; later tracks via spool files."""
+    live = next((k for k, t in enumerate(job.tracks) if len(t.frames)), None)
+    if live is None:
+        return
+    spools: dict[int, Spool] = {}
+    try:
+        for k, images in crop_video(job):
+            if k == live:
+                yield k, binary_array(images)
+            else:
+                spools.setdefault(k, Spool(Path(f"{spool_stem}-t{k}.arrow"))).write(images)
+    finally:
+        for s in spools.values():
+            s.close()
+    for k in sorted(spools):
+        for images in read_spool(spools[k].path):
+            yield k, images
+
+
+def _export_pool(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging: Staging,
+                 job_args: dict[str, Any], workers: int) -> None:
+    ctx = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
+    if ctx.get_start_method() == "forkserver":  # workers start from a server that has these loaded
+        ctx.set_forkserver_preload(["numpy", "numpy.ma", "pyarrow", "PIL.Image", "PIL.ImageFile",
+                                    "simplejpeg", "decord", "av", "affdata.video",
+                                    "affdata.export.encode"])
+    threads = max(1, _cpus() // workers)
+    window: deque[tuple[VideoRef, list[_TrackPlan], Future | None]] = deque()
+    todo = iter(enumerate(videos))
+    # Workers are recycled every 25 videos: decord readers have been seen to leak memory.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=25) as pool:
+        try:
+            while True:
+                while len(window) < 2 * workers:
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        break
+                    i, video = nxt
+                    plans = run.plan(video)
+                    job = run.job(video, plans, job_args, threads)
+                    fut = (pool.submit(spool_video, job, str(staging.spool_dir), f"v{i}")
+                           if any(len(t.frames) for t in job.tracks) else None)
+                    window.append((video, plans, fut))
+                if not window:
+                    break
+                video, plans, fut = window.popleft()
+                paths: list[str] = []
+                if fut is not None:
+                    result = fut.result()
+                    if result[0] != "ok":
+                        raise_worker_error(result)  # type: ignore[arg-type]
+                    paths = result[1]  # type: ignore[assignment]
+                run.write(writer, video, plans,
+                          ((k, images) for k, p in enumerate(paths) for images in read_spool(Path(p))))
+        except BaseException:
+            for _, _, fut in window:
+                if fut is not None:
+                    fut.cancel()
+            raise
