@@ -19,10 +19,12 @@ from typing import Any
 
 import torch
 
+from affmodels.errors import ModelError
+
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelError, ValueError):
     """A checkpoint that cannot be read or is not an affmodels checkpoint."""
 
 

@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from affmodels import distributed
 from affmodels.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
+from affmodels.errors import RunFolderError
 from affmodels.evaluate import evaluate_model, score
 from affmodels.losses import LossWeights, multitask_loss
 from affmodels.model import ModelConfig, MultiTaskNet
@@ -117,6 +118,7 @@ def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Calla
 def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
            on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int], None] | None) -> TrainResult:
     out = Path(cfg.out)
+    check_run_folder(out, cfg.resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -220,6 +222,14 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
     return TrainResult(out, history, best, step, stopped)
 
 
+def check_run_folder(out: Path, resume: bool) -> None:
+    """A new run needs a folder without a run in it; a resumed one needs its last.pt."""
+    if resume and not (out / "last.pt").is_file():
+        raise RunFolderError(f"{out / 'last.pt'}: nothing to resume")
+    if not resume and (out / "last.pt").exists():
+        raise RunFolderError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+
+
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
@@ -241,13 +251,15 @@ def plot_curves(history: list[EpochRecord], path: Path) -> None:
         if any(v is not None for v in values):
             ax1.plot(epochs, values, marker="o", label=key)
     ax1.set(title="training loss", xlabel="epoch")
-    ax1.legend()
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend()
     for key, label in (("ccc_mean", "VA mean CCC"), ("au_f1_mean", "AU mean F1"), ("expr_f1_macro", "EXPR macro-F1")):
         values = [r.val.get(key) for r in history]
         if any(v is not None for v in values):
             ax2.plot(epochs, values, marker="o", label=label)
     ax2.set(title="validation", xlabel="epoch", ylim=(0, 1))
-    ax2.legend()
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

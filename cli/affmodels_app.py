@@ -50,7 +50,10 @@ def _root() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    run(app)
+    from affdata.errors import AffdataError
+    from affmodels.errors import ModelError
+
+    run(app, (AffdataError, ModelError))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
@@ -109,11 +109,26 @@ def note(message: str) -> None:
     err.print(message, highlight=False)
 
 
+class Bar:
+    """The callbacks the library is given: ``bar(n)`` advances, ``bar.total(n)`` sets the size."""
+
+    def __init__(self, progress: Progress | None, task: Any = None) -> None:
+        self._progress, self._task = progress, task
+
+    def __call__(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def total(self, n: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, total=n)
+
+
 @contextmanager
-def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar (on stderr) and the ``advance(n)`` callback the library calls."""
+def progress_bar(description: str, total: int | None = None, enabled: bool = True) -> Iterator[Bar]:
+    """A rich progress bar on stderr (hidden when ``enabled`` is false, e.g. with --json)."""
     if not enabled:
-        yield lambda n=1: None
+        yield Bar(None)
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -123,19 +138,19 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+        yield Bar(progress, progress.add_task(description, total=total))
 
 
-def run(app: typer.Typer) -> None:
+def run(app: typer.Typer, errors: tuple[type[Exception], ...] = (AffdataError,)) -> None:
     """Entry point: library errors become one line on stderr and exit status 1.
 
-    Usage errors are Typer's own (exit status 2). Set ``AFFDATA_DEBUG=1`` for the traceback.
+    ``errors`` are the typed errors of the libraries the app calls. Usage errors are Typer's
+    own (exit status 2). Set ``AFFDATA_DEBUG=1`` for the traceback.
     """
     debug = os.environ.get(DEBUG_VAR, "") not in ("", "0")
     try:
         app()
-    except AffdataError as exc:
+    except errors as exc:
         if debug:
             raise
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -29,7 +29,7 @@ def train(
     model: Annotated[str, typer.Option(help="cnn (compact, trains on a CPU), vgg (VGG-16 trunk, as the paper) or gan.")] = "cnn",
     epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Samples per step (per process under torchrun).")] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 3e-3,
+    lr: Annotated[float | None, typer.Option(help="Learning rate: the one-cycle peak, default 3e-3 (cnn, vgg); Adam's, default 2e-4 (gan).")] = None,
     loss_weights: Annotated[str, typer.Option(help="VA,AU,EXPR loss weights.")] = "1,1,1",
     balance: Annotated[str | None, typer.Option(help="Task-balanced sampling weights VA,AU,EXPR, e.g. 1,2,2 (default: every row once per epoch).")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips and jitter.")] = False,
@@ -62,7 +62,7 @@ def train(
     from affmodels.train import TrainConfig, train as run
 
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model, epochs=epochs,
-                      batch_size=batch_size, lr=lr, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
+                      batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
                       pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume)

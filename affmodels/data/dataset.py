@@ -51,7 +51,10 @@ class AffectStream(IterableDataset):
 
     ``batch_size``: yield batches of the batch contract of this size (per rank), decoded in
     place; None yields single samples (collate with :func:`affmodels.data.collate.collate_samples`).
-    ``window``: row groups whose samples are shuffled together (memory: ``window`` row groups
+    ``window``: row groups whose samples are shuffled together (memory: ``window`` row groups;
+    the default 32 mixes about a hundred video segments per window: with 4, batches came from a
+    dozen videos and balanced sampling redrew the same few AU and expression frames, and the
+    network did not learn on the synthetic data
     per worker). ``drop_last``: drop the epoch's tail instead of padding it by repetition.
     ``balance``: task weights for balanced resampling (:mod:`affmodels.data.balance`).
     ``rank``/``world_size``: default to torch.distributed, then $RANK/$WORLD_SIZE; they are
@@ -59,7 +62,7 @@ class AffectStream(IterableDataset):
     """
 
     def __init__(self, path: str | Path, *, seed: int = 0, shuffle: bool = True,
-                 batch_size: int | None = None, drop_last: bool = False, window: int = 4,
+                 batch_size: int | None = None, drop_last: bool = False, window: int = 32,
                  verify: bool = False, augment: Augment | None = None,
                  balance: Mapping[str, float] | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:

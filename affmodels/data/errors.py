@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from affmodels.errors import ModelError
 
-class ExportError(ValueError):
+
+class ExportError(ModelError, ValueError):
     """The directory is not a readable export (missing or malformed ``meta/info.json``)."""
 
 
@@ -15,7 +17,7 @@ class ShardError(ExportError):
     """A shard is missing, truncated, fails its sha256, or disagrees with the manifest."""
 
 
-class ResumeError(ValueError):
+class ResumeError(ModelError, ValueError):
     """A state_dict cannot resume this dataset exactly (other seed, world size, workers...)."""
 
 

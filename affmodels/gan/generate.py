@@ -9,13 +9,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from affmodels.errors import ModelError
 from affmodels.gan.generator import to_uint8
 from affmodels.gan.grid import save_grid, target_label
 from affmodels.gan.targets import Target
 from affmodels.gan.train import load_gan
 
 
-class TargetError(ValueError):
+class TargetError(ModelError, ValueError):
     """A target affect that the GAN's vocabulary cannot express."""
 
 

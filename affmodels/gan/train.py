@@ -35,7 +35,7 @@ from affmodels.gan.generator import Generator, GeneratorConfig
 from affmodels.gan.grid import save_grid, target_label
 from affmodels.gan.losses import GanLossWeights, discriminator_step_losses, frozen, generator_step_losses
 from affmodels.gan.targets import Target, TargetSampler
-from affmodels.train import EpochRecord, TrainResult, _append_jsonl, plot_curves
+from affmodels.train import EpochRecord, TrainResult, _append_jsonl, check_run_folder, plot_curves
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
+    check_run_folder(out, cfg.resume)
     stream = AffectStream(cfg.data, seed=cfg.seed, shuffle=True, batch_size=cfg.batch_size,
                           augment=Augment() if cfg.augment else None)
     k, c = stream.n_aus, stream.n_classes
@@ -229,7 +230,9 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 stopped = True
                 break
-        if stopped:
+        if stopped:  # a short run still leaves a grid to look at
+            render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"],
+                        vocab["au_names"], d.device)
             checkpoint(epoch)
             break
         seconds = time.perf_counter() - started
