@@ -19,6 +19,9 @@ exact one first:
      corrupt flag;
    - the container's own frame count, where it has one, equals the packet count.
 
+   An edit list that only trims the start is the one exception to the discard rule: see
+   :func:`_after_leading_trim` (the kept packets are counted).
+
    Codec delay (``has_b_frames``) needs no special case: the decoder holds frames back but
    flushes them all at end of stream, so the count is unchanged; only the order differs.
 
@@ -60,7 +63,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,7 +158,17 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
         )
 
     reasons = _demux_not_exact(info, packets)
-    if reasons:
+    kept = _after_leading_trim(info, packets) if reasons else None
+    if kept is not None:
+        ticks = np.sort(np.array([p.pts for p in kept], dtype=np.int64))
+        last_duration = max(kept, key=lambda p: p.pts).duration
+        method = (f"frame count by demux: {len(kept)} of {len(packets)} packets; the first "
+                  f"{len(packets) - len(kept)} are flagged discard by the edit list, which the decoder "
+                  f"decodes and drops ({codec})")
+        if info.container_frames and info.container_frames != len(kept):
+            notes.append(f"container reports {info.container_frames} frames, "
+                         f"decoding yields {len(kept)}: using {len(kept)}")
+    elif reasons:
         ticks, last_duration = _decode_timestamps(path, info.index)
         method = f"frame count by full decode ({'; '.join(reasons)})"
         if info.container_frames and info.container_frames != len(ticks):
@@ -334,6 +347,31 @@ def _first_frame_of(frame) -> _FirstFrame:
     )
 
 
+def _after_leading_trim(info: _StreamFacts, packets: list[_Packet]) -> list[_Packet] | None:
+    """The packets an edit list keeps, where it only trims the start; None where it does more.
+
+    An MP4 edit list that starts a video late makes ffmpeg's demuxer flag the packets before the
+    start as discard: the decoder decodes them (later frames may refer to them) and drops their
+    frames. When those packets all come first in presentation order and the kept ones pass every
+    demux check, the decoded count is the kept packets' count (pyfeat__no_face.mp4: 98 packets, 3
+    discarded at -125 ms, 95 frames; the decoded count is checked against it in the tests).
+    """
+    kept = [p for p in packets if not p.discard]
+    dropped = [p for p in packets if p.discard]
+    if not dropped or not kept or not packets[0].keyframe or any(p.pts is None for p in packets):
+        return None
+    if max(p.pts for p in dropped) >= min(p.pts for p in kept):
+        return None
+    if info.container_frames not in (0, len(packets)):
+        return None
+    if any(p.pts < packets[0].pts for p in kept):  # the GOP starts at the (trimmed) keyframe
+        return None
+    # the kept packets' own order is checked against the first packet overall (just above)
+    waived = ("first packet is not a keyframe", "frames presented before the first packet (open GOP)")
+    rest = [r for r in _demux_not_exact(replace(info, container_frames=0), kept) if r not in waived]
+    return kept if not rest else None
+
+
 def _demux_not_exact(info: _StreamFacts, packets: list[_Packet]) -> list[str]:
     """Why the packet count is not provably the decoded frame count (empty: it is)."""
     reasons: list[str] = []
@@ -468,7 +506,8 @@ def _decoder_by_rule(info: _StreamFacts, not_exact: list[str]) -> tuple[str, str
     if info.codec not in DECORD_CODECS:
         return "pyav", f"decoder pyav: decord is not known to read {info.codec} correctly"
     if not_exact:
-        return "pyav", "decoder pyav: the demux count is not exact, where decord has been seen to disagree"
+        return "pyav", ("decoder pyav: the packets do not map one to one onto decoded frames (edit list, "
+                        "open GOP, B-frames in mpeg4), where decord has been seen to disagree")
     return "decord", (
         f"decoder decord: one video stream, exact demux count, codec {info.codec} "
         "(by rule; `affdata ingest videos --verify` cross-checks it against PyAV)"
