@@ -10,7 +10,14 @@ from affmodels.losses import (
     multitask_loss,
     va_ccc_loss,
 )
-from affmodels.metrics import AffectMetrics, accuracy, ccc, f1_binary, macro_f1, per_class_f1
+from affmodels.metrics import (
+    AffectMetrics,
+    accuracy,
+    ccc,
+    f1_binary,
+    macro_f1,
+    per_class_f1,
+)
 from affmodels.model import (
     CompactCNN,
     ConvBNAct,

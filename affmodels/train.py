@@ -25,7 +25,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from affmodels import distributed
-from affmodels.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from affmodels.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.errors import RunFolderError
 from affmodels.evaluate import evaluate_model, score

@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, JsonOption, open_store, print_json, print_table, progress_bar
+from cli.common import (
+    DbOption,
+    JsonOption,
+    open_store,
+    print_json,
+    print_table,
+    progress_bar,
+)
 
 app = typer.Typer(invoke_without_command=True, rich_markup_mode="rich")
 

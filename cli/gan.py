@@ -15,7 +15,8 @@ def train_gan(*, data: Path, out: Path, val: Path | None, epochs: int, batch_siz
               workers: int, threads: int | None, seed: int, checkpoint_every: int, max_steps: int | None,
               resume: bool, json: bool) -> None:
     """What `affmodels train --model gan` runs (its options are train's)."""
-    from affmodels.gan.train import GanTrainConfig, train_gan as run
+    from affmodels.gan.train import GanTrainConfig
+    from affmodels.gan.train import train_gan as run
 
     cfg = GanTrainConfig(data=str(data), out=str(out), val=str(val) if val else None, epochs=epochs,
                          batch_size=batch_size, lr_g=lr or 2e-4, lr_d=lr or 2e-4,
@@ -54,7 +55,8 @@ def generate(
     Example: affmodels generate --checkpoint runs/gan/last.pt --image face.png --valence 0.7 --arousal 0.3 --au AU12=1 --expression happiness --out gen
     """
     from affmodels.checkpoint import load_checkpoint
-    from affmodels.gan.generate import TargetError, generate as run, make_target, read_targets
+    from affmodels.gan.generate import TargetError, make_target, read_targets
+    from affmodels.gan.generate import generate as run
 
     vocab = load_checkpoint(checkpoint)["vocabulary"]
     if not image.is_file():
@@ -97,7 +99,7 @@ def eval_gan(
         return
     keys = [("ccc_valence", "CCC valence to target"), ("ccc_arousal", "CCC arousal to target"),
             ("au_f1_mean", "AU F1 to target"), ("expr_accuracy", "expression accuracy"),
-            ("expr_f1_macro", "expression macro-F1"), ("expr_chance", "expression chance (majority)"),
+            ("expr_f1_macro", "expression macro-F1"), ("expr_chance", "expression chance (1 / classes)"),
             ("identity_ratio", "identity distance / other-face distance")]
     print_table(["figure", "trained G", "untrained G"],
                 [[label, f"{result['trained'][k]:.3f}", f"{result['untrained'][k]:.3f}"] for k, label in keys],

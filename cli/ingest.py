@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from affdata.videos import ingest_videos
-from cli.common import DbOption, JsonOption, err, open_store, print_json, print_table, progress_bar
+from cli.common import (
+    DbOption,
+    JsonOption,
+    err,
+    open_store,
+    print_json,
+    print_table,
+    progress_bar,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Put videos and labels into the store.")
 

@@ -28,7 +28,8 @@ def predict(
     Example: affmodels predict --checkpoint runs/cnn1/best.pt --data exports/val --out preds --into-store
     """
     from affmodels.checkpoint import file_digest, load_checkpoint
-    from affmodels.predict import into_store as write_store, predict_export, predict_video, write_abaw
+    from affmodels.predict import into_store as write_store
+    from affmodels.predict import predict_export, predict_video, write_abaw
 
     if (data is None) == (video is None):
         raise typer.BadParameter("give exactly one of --data and --video")

@@ -59,7 +59,8 @@ def train(
                   workers=workers, threads=threads, seed=seed, checkpoint_every=checkpoint_every,
                   max_steps=max_steps, resume=resume, json=json)
         return
-    from affmodels.train import TrainConfig, train as run
+    from affmodels.train import TrainConfig
+    from affmodels.train import train as run
 
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),

@@ -29,9 +29,18 @@ from affdata.db import Store
 from affdata.errors import ConfigError
 from affdata.export import plan as planning
 from affdata.export.crop import CROP_POLICY, crop_boxes
-from affdata.export.encode import (ENCODINGS, JPEG_SUBSAMPLING, Spool, TrackJob, VideoJob,
-                                   binary_array, crop_video, raise_worker_error, read_spool,
-                                   spool_video)
+from affdata.export.encode import (
+    ENCODINGS,
+    JPEG_SUBSAMPLING,
+    Spool,
+    TrackJob,
+    VideoJob,
+    binary_array,
+    crop_video,
+    raise_worker_error,
+    read_spool,
+    spool_video,
+)
 from affdata.export.manifest import Stats, build_manifest, fingerprint, manifest_bytes
 from affdata.export.plan import TASKS, Scope, TrackLabels, VideoRef, Vocabulary
 from affdata.export.rows import FORMAT_VERSION, build_batch, export_schema

@@ -16,7 +16,6 @@ next run (the previous export is put back).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from affdata.errors import ConfigError
+from affdata.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,6 @@ class ShardInfo:
     bytes: int
     sha256: str
     first: dict[str, Any]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shard_name(index: int) -> str:
@@ -122,7 +114,7 @@ class ShardWriter:
         self._writer = None
         path = self.root / shard_name(self.index)
         info = ShardInfo(shard_name(self.index), self._shard_rows, path.stat().st_size,
-                         sha256_file(path), self._first or {})
+                         file_sha256(path), self._first or {})
         self.completed.append(info)
         self.index += 1
         self._shard_rows = 0
@@ -196,7 +188,7 @@ class Staging:
         for raw in state.get("shards", []):
             info = ShardInfo(**raw)
             path = self.dir / info.path
-            if not path.is_file() or path.stat().st_size != info.bytes or sha256_file(path) != info.sha256:
+            if not path.is_file() or path.stat().st_size != info.bytes or file_sha256(path) != info.sha256:
                 log.warning("%s: does not match its recorded sha256; resuming before it", path)
                 break
             kept.append(info)

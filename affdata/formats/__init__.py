@@ -5,7 +5,12 @@ writer. Nothing here touches the store; every parser raises one
 
 from __future__ import annotations
 
-from affdata.formats.abaw import AbawFile, read_abaw_task_file, scan_abaw, write_abaw_task_file
+from affdata.formats.abaw import (
+    AbawFile,
+    read_abaw_task_file,
+    scan_abaw,
+    write_abaw_task_file,
+)
 from affdata.formats.abaw_multitask import read_abaw_multitask
 from affdata.formats.detect import FORMATS, detect_format, read_labels
 from affdata.formats.generic import read_generic

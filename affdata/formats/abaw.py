@@ -20,7 +20,13 @@ import numpy as np
 import pyarrow as pa
 
 from affdata.errors import LabelFormatError, VocabularyError
-from affdata.formats._csv import header_fields, read_body, read_bytes, split_header, trim_body
+from affdata.formats._csv import (
+    header_fields,
+    read_body,
+    read_bytes,
+    split_header,
+    trim_body,
+)
 from affdata.formats.table import (
     CLASS_MISSING,
     KIND_HUMAN,

@@ -15,7 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from affdata.errors import LabelFormatError, VocabularyError
-from affdata.formats._csv import header_fields, read_body, read_bytes, split_header, trim_body
+from affdata.formats._csv import (
+    header_fields,
+    read_body,
+    read_bytes,
+    split_header,
+    trim_body,
+)
 from affdata.formats.table import (
     KIND_HUMAN,
     FirstError,

@@ -1,5 +1,10 @@
 """Labels in the store: import from annotation files, consensus, agreement, ABAW export."""
 
-from affdata.labels.importer import LENGTH_POLICIES, FileOutcome, LabelImportReport, import_labels
+from affdata.labels.importer import (
+    LENGTH_POLICIES,
+    FileOutcome,
+    LabelImportReport,
+    import_labels,
+)
 
 __all__ = ["LENGTH_POLICIES", "FileOutcome", "LabelImportReport", "import_labels"]

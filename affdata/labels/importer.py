@@ -30,8 +30,8 @@ from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError, LabelFormatError
 from affdata.formats import LabelTable, detect_format, read_labels, scan_abaw
 from affdata.formats.abaw import AbawFile
+from affdata.hashing import file_sha256
 from affdata.schema import LabelImport, utcnow
-from affdata.video.hashing import file_sha256
 from affdata.videos import ensure_track
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,12 @@ dataset without pixels. :func:`plan_dataset` tells the frame count before render
 
 from __future__ import annotations
 
-from affdata.synthetic.dataset import (GENERATOR_VERSION, DatasetSummary, generate_dataset,
-                                       generate_labels_only)
+from affdata.synthetic.dataset import (
+                                       GENERATOR_VERSION,
+                                       DatasetSummary,
+                                       generate_dataset,
+                                       generate_labels_only,
+)
 from affdata.synthetic.plan import DatasetPlan, plan_dataset
 
 __all__ = [

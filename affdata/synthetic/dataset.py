@@ -24,9 +24,21 @@ from affdata.errors import ConfigError
 from affdata.synthetic import writer
 from affdata.synthetic.affect import AU_THRESHOLD, Affect, sample_affect
 from affdata.synthetic.face import Identity, sample_identity
-from affdata.synthetic.plan import (STREAM_AFFECT, STREAM_IDENTITY, TASKS, TRAIN, VALID,
-                                    DatasetPlan, TrackPlan, VideoPlan, annotation_masks,
-                                    plan_dataset, plan_labels_only, rng_for, subject_name)
+from affdata.synthetic.plan import (
+    STREAM_AFFECT,
+    STREAM_IDENTITY,
+    TASKS,
+    TRAIN,
+    VALID,
+    DatasetPlan,
+    TrackPlan,
+    VideoPlan,
+    annotation_masks,
+    plan_dataset,
+    plan_labels_only,
+    rng_for,
+    subject_name,
+)
 from affdata.synthetic.render import CRF_RANGE, X264_OPTIONS, render_video
 from affdata.vocab import EXPRESSIONS
 

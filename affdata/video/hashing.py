@@ -6,16 +6,9 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-CHUNK_BYTES = 1 << 20  # 1 MiB: streamed, so a multi-GB video never sits in memory
+from affdata.hashing import file_sha256
 
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            h.update(chunk)
-    return h.hexdigest()
+__all__ = ["file_sha256", "folder_sha256"]
 
 
 def folder_sha256(root: Path, files: Iterable[Path]) -> str:

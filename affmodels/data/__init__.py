@@ -27,7 +27,12 @@ from affmodels.data.augment import Augment
 from affmodels.data.balance import balanced_counts
 from affmodels.data.collate import collate_samples
 from affmodels.data.dataset import AffectStream
-from affmodels.data.errors import ExportError, FormatVersionError, ResumeError, ShardError
+from affmodels.data.errors import (
+    ExportError,
+    FormatVersionError,
+    ResumeError,
+    ShardError,
+)
 from affmodels.data.loader import StreamLoader, make_loader
 from affmodels.data.manifest import FORMAT_VERSION, Manifest, load_manifest
 from affmodels.data.order import EpochOrder, Partition, partition

@@ -2,7 +2,8 @@
 
 A separately trained multi-task network (the *evaluator*) looks at generated faces: CCC of its
 valence and arousal to the target's, its AU F1 against the target AUs, its expression accuracy
-and macro-F1 against the target class (chance: the share of the most frequent target class).
+and macro-F1 against the target class (targets' classes are uniform over the classes that occur,
+so chance is 1 / number of classes).
 Identity: the distance (1 - cosine similarity) between the evaluator's trunk features of the
 source face and of the face generated from it, divided by the same distance between two
 different source faces; below 1, the generated face is closer to its source than other faces
@@ -24,20 +25,20 @@ from affmodels.data import AffectStream, load_manifest
 from affmodels.evaluate import evaluate_model, load_model
 from affmodels.gan.generator import Generator, GeneratorConfig, to_uint8
 from affmodels.gan.targets import TargetSampler
-from affmodels.gan.train import Recognizer, label_arrays, load_gan
+from affmodels.gan.train import Recognizer, label_arrays, load_gan, observed_classes, sample_targets
 from affmodels.metrics import ccc, f1_binary, macro_f1
 
 
 @torch.no_grad()
-def _score_generator(G: Generator, E: torch.nn.Module, data: Path, sampler: TargetSampler, *, n: int,
-                     batch_size: int, seed: int, device: str) -> dict[str, Any]:
+def _score_generator(G: Generator, E: torch.nn.Module, data: Path, sampler: TargetSampler, classes: torch.Tensor,
+                     *, n: int, batch_size: int, seed: int, device: str) -> dict[str, Any]:
     g = torch.Generator().manual_seed(seed)
     va_t, va_p, au_t, au_p, ex_t, ex_p, own, feats, videos = [], [], [], [], [], [], [], [], []
     seen = 0
     sources = AffectStream(data, shuffle=True, seed=seed, batch_size=batch_size, rank=0, world_size=1)
     for batch in sources:  # shuffled: the sources come from across the export, not one video
         x = batch["image"][: n - seen].to(device)
-        target = sampler.sample(len(x), generator=g)
+        target = sample_targets(sampler, len(x), classes, g)
         fake = to_uint8(G(x, target.to(device).condition()).image)
         pred = E(fake)
         va_t.append(target.va.numpy())
@@ -65,7 +66,7 @@ def _score_generator(G: Generator, E: torch.nn.Module, data: Path, sampler: Targ
         "au_f1_mean": float(np.nanmean(au_f1)) if au_f1 else float("nan"),
         "expr_accuracy": float((ex_t == ex_p).mean()) if len(ex_t) else float("nan"),
         "expr_f1_macro": float(macro_f1(ex_t, ex_p)) if len(ex_t) else float("nan"),
-        "expr_chance": float(np.bincount(ex_t).max() / len(ex_t)) if len(ex_t) else float("nan"),
+        "expr_chance": 1.0 / max(len(classes), 1),
         "identity_distance": own_d, "other_face_distance": other_d,
         "identity_ratio": own_d / other_d if other_d > 0 else float("nan"),
     }
@@ -99,10 +100,11 @@ def evaluate_gan(checkpoint: str | Path, evaluator: str | Path, data: str | Path
                             n_classes=len(state["vocabulary"]["expressions"]), va_mask=labels["va_mask"])
     torch.manual_seed(seed)
     untrained = Generator(GeneratorConfig(**state["generator_config"])).to(device).eval()
+    classes = observed_classes(labels)
     common = dict(n=n, batch_size=batch_size, seed=seed, device=device)
     return {
-        "trained": _score_generator(G, E, Path(data), sampler, **common),
-        "untrained": _score_generator(untrained, E, Path(data), sampler, **common),
+        "trained": _score_generator(G, E, Path(data), sampler, classes, **common),
+        "untrained": _score_generator(untrained, E, Path(data), sampler, classes, **common),
         "discriminator": {k: v for k, v in evaluate_model(Recognizer(D), data, batch_size=batch_size,
                                                           device=device).items() if isinstance(v, (int, float))},
     }

@@ -27,15 +27,31 @@ import torch
 from torch import nn
 
 from affmodels import distributed
-from affmodels.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from affmodels.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
 from affmodels.evaluate import evaluate_model, score
 from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
 from affmodels.gan.generator import Generator, GeneratorConfig
 from affmodels.gan.grid import save_grid, target_label
-from affmodels.gan.losses import GanLossWeights, discriminator_step_losses, frozen, generator_step_losses
+from affmodels.gan.losses import (
+    GanLossWeights,
+    discriminator_step_losses,
+    frozen,
+    generator_step_losses,
+)
 from affmodels.gan.targets import Target, TargetSampler
-from affmodels.train import EpochRecord, TrainResult, _append_jsonl, check_run_folder, plot_curves
+from affmodels.train import (
+    EpochRecord,
+    TrainResult,
+    _append_jsonl,
+    check_run_folder,
+    plot_curves,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +73,10 @@ class GanTrainConfig:
     threads: int | None = None
     g_width: int = 16
     d_width: int = 32
+    #: weight of the discriminator's task losses on generated faces (what makes them show targets)
+    g_task_weight: float = 3.0
+    #: weight of the mean attention mask (against copying the input unchanged)
+    mask_weight: float = 0.3
     augment: bool = False
     checkpoint_every: int = 0
     max_steps: int | None = None
@@ -111,6 +131,19 @@ def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
 
 
+def observed_classes(labels: dict[str, np.ndarray]) -> torch.Tensor:
+    """The expression classes that occur in the training rows."""
+    return torch.from_numpy(np.unique(labels["expr"][labels["expr_mask"] & (labels["expr"] >= 0)]))
+
+
+def sample_targets(sampler: TargetSampler, n: int, classes: torch.Tensor, g: torch.Generator) -> Target:
+    """Targets whose expression is uniform over the observed classes, the rest drawn from rows of
+    that class: every class is asked for equally often, whatever its share of the data."""
+    if not len(classes):
+        return sampler.sample(n, generator=g)
+    return sampler.sample(n, generator=g, classes=classes[torch.randint(len(classes), (n,), generator=g)])
+
+
 def grid_inputs(stream: AffectStream, sampler: TargetSampler, labels: dict[str, np.ndarray],
                 seed: int) -> tuple[torch.Tensor, Target]:
     """Fixed faces (the first rows of the export) and fixed targets (one per expression class
@@ -163,7 +196,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
     targets_rng = torch.Generator().manual_seed(cfg.seed)
     faces, fixed = grid_inputs(stream, sampler, labels, cfg.seed + 1)
     loader = make_loader(stream, cfg.batch_size, cfg.workers)
-    weights = GanLossWeights()
+    weights = GanLossWeights(g_task=cfg.g_task_weight, mask=cfg.mask_weight)
+    present = observed_classes(labels)
     vocab = {"au_names": list(stream.au_names), "expressions": list(stream.expressions)}
     history: list[EpochRecord] = []
     best: float | None = None
@@ -206,7 +240,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
             pending_rng = None
         for batch in itertools.chain([] if first is None else [first], it):
             batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
-            target = sampler.sample(len(batch["image"]), generator=targets_rng).to(d.device)
+            target = sample_targets(sampler, len(batch["image"]), present, targets_rng).to(d.device)
             fake = G(batch["image"], target.condition())
             d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights)
             opt_d.zero_grad(set_to_none=True)

@@ -10,7 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from affmodels.data import AffectStream, Augment, ResumeError, collate_samples, make_loader
+from affmodels.data import (
+    AffectStream,
+    Augment,
+    ResumeError,
+    collate_samples,
+    make_loader,
+)
 from affmodels.data.order import interleave
 from tests.data.exports import Export
 

@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from affmodels.data import (AffectStream, ExportError, FormatVersionError, ShardError,
-                            load_manifest, loss_weights)
+from affmodels.data import (
+    AffectStream,
+    ExportError,
+    FormatVersionError,
+    ShardError,
+    load_manifest,
+    loss_weights,
+)
 from tests.data.exports import AU_NAMES, EXPRESSIONS, Export, write_export
 
 

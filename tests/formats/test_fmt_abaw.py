@@ -6,12 +6,17 @@ import math
 
 import numpy as np
 import pytest
-from tests.formats.util import write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from affdata.errors import LabelFormatError, VocabularyError
-from affdata.formats import LabelTable, read_abaw_task_file, scan_abaw, write_abaw_task_file
+from affdata.formats import (
+    LabelTable,
+    read_abaw_task_file,
+    scan_abaw,
+    write_abaw_task_file,
+)
+from tests.formats.util import write
 
 EXPR8 = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 

@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tests.formats.util import write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from affdata.errors import LabelFormatError
-from affdata.formats import read_abaw_multitask, read_abaw_task_file, read_generic, read_openface, read_pyfeat
+from affdata.formats import (
+    read_abaw_multitask,
+    read_abaw_task_file,
+    read_generic,
+    read_openface,
+    read_pyfeat,
+)
+from tests.formats.util import write
 
 JUNK = ["abc", "x1", "0.5.5", "1e", "--2", "#", "0x10", "1_0", "five", "1o"]
 EXPR8 = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"

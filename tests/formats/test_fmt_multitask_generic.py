@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.formats.util import write
 
 from affdata.errors import LabelFormatError
 from affdata.formats import read_abaw_multitask, read_generic, write_abaw_task_file
+from tests.formats.util import write
 
 MT_HEADER = "image,valence,arousal,expression,AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26\n"
 AUS12 = (1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26)

@@ -4,7 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from affmodels import Predictions, au_bce_loss, expr_ce_loss, multitask_loss, va_ccc_loss
+from affmodels import (
+    Predictions,
+    au_bce_loss,
+    expr_ce_loss,
+    multitask_loss,
+    va_ccc_loss,
+)
 from affmodels.gan import (
     GanLossWeights,
     Target,

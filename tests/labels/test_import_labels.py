@@ -30,8 +30,9 @@ def test_release_imports_with_tracks_sources_and_split(with_videos: Store, relea
     # -5 / -1 are not stored: rows equal the annotated values in the files
     assert with_videos.scalar("SELECT kind FROM label_source WHERE name = 'aff'") == "dataset"
     expected = {}
-    from affdata.formats import read_abaw_task_file
     import numpy as np
+
+    from affdata.formats import read_abaw_task_file
     for f in files:
         t = read_abaw_task_file(f.path, f.task)
         n = {"va": int((~np.isnan(t.valence)).sum()) if t.valence is not None else 0,

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from affdata.db import Store
-from affdata.schema import AULabel, ExprLabel, Split, SplitAssignment, Subject, VALabel, Video
+from affdata.schema import (
+    AULabel,
+    ExprLabel,
+    Split,
+    SplitAssignment,
+    Subject,
+    VALabel,
+    Video,
+)
 from affdata.sql import run_readonly
 from tests.store.test_store import make_source, make_video
 

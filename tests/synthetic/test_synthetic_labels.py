@@ -12,7 +12,14 @@ from affdata.errors import ConfigError
 from affdata.synthetic import DatasetSummary, generate_labels_only
 from affdata.synthetic.affect import AU_THRESHOLD, sample_affect
 from affdata.vocab import AU_SETS
-from tests.synthetic.util import SPLITS, TASK_DIRS, annotation_files, read_csv, read_labels, stem
+from tests.synthetic.util import (
+    SPLITS,
+    TASK_DIRS,
+    annotation_files,
+    read_csv,
+    read_labels,
+    stem,
+)
 
 MISSING = {"VA": -5, "AU": -1, "EXPR": -1}
 

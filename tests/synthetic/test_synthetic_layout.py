@@ -13,8 +13,15 @@ import pytest
 from affdata.errors import ConfigError
 from affdata.synthetic import DatasetSummary, generate_dataset, plan_dataset
 from affdata.vocab import AU_SETS
-from tests.synthetic.util import (SPLITS, TASK_DIRS, annotation_files, boxes_by_track, read_csv,
-                                  read_labels, stem)
+from tests.synthetic.util import (
+    SPLITS,
+    TASK_DIRS,
+    annotation_files,
+    boxes_by_track,
+    read_csv,
+    read_labels,
+    stem,
+)
 
 HEADERS = {
     "VA": "valence,arousal",

@@ -11,7 +11,13 @@ from PIL import Image
 from affdata.synthetic import DatasetSummary, plan_dataset
 from affdata.synthetic.dataset import track_affect
 from affdata.vocab import AU_SETS
-from tests.synthetic.util import annotation_files, boxes_by_track, decode, read_labels, stem
+from tests.synthetic.util import (
+    annotation_files,
+    boxes_by_track,
+    decode,
+    read_labels,
+    stem,
+)
 
 CROP = 64
 

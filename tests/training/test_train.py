@@ -9,8 +9,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-import pytest
 import torch
 
 from affdata.db import Store

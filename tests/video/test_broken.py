@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from types import SimpleNamespace
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
