@@ -17,7 +17,6 @@ from alembic import op
 from affdata import vocab
 from affdata.views import VIEWS_V1
 
-
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
