@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
 from affdata.schema import utcnow
 from affdata.video import VideoProbe, list_videos, probe
+from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +187,8 @@ def _probes(paths: Sequence[Path], workers: int, fps: float | None,
             verify: bool) -> Iterator[tuple[Path, VideoProbe | None, str | None]]:
     """Probe in this process (one worker) or in a pool of fresh processes.
 
-    Worker processes are recycled every 25 videos: decord's readers have been seen to leak
-    memory over many videos, and a recycled process returns whatever leaked. Workers start
-    from a fork server where the platform has one (cheaper than spawning an interpreter per
-    worker, and unlike a plain fork it shares nothing with this process's database connections).
+    Worker processes start from a fork server and are recycled every 25 videos each
+    (:mod:`affdata.workers`).
     """
     if workers <= 1:
         for p in paths:
@@ -199,17 +197,19 @@ def _probes(paths: Sequence[Path], workers: int, fps: float | None,
             except AffdataError as exc:
                 yield p, None, _reason(exc, p)
         return
-    ctx = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=25) as pool:
-        futures = {pool.submit(_probe_one, p, fps, verify): p for p in paths}
-        for fut in as_completed(futures):
-            p = futures[fut]
-            try:
-                yield p, fut.result(), None
-            except AffdataError as exc:
-                yield p, None, _reason(exc, p)
-            except Exception as exc:  # a crash inside a decoder: report it, go on
-                yield p, None, f"{type(exc).__name__}: {exc}"
+    ctx = worker_context()
+    chunk = workers * RECYCLE_EVERY
+    for start in range(0, len(paths), chunk):  # a fresh pool per chunk: see affdata.workers
+        with recycled_pool(workers, ctx) as pool:
+            futures = {pool.submit(_probe_one, p, fps, verify): p for p in paths[start:start + chunk]}
+            for fut in as_completed(futures):
+                p = futures[fut]
+                try:
+                    yield p, fut.result(), None
+                except AffdataError as exc:
+                    yield p, None, _reason(exc, p)
+                except Exception as exc:  # a crash inside a decoder: report it, go on
+                    yield p, None, f"{type(exc).__name__}: {exc}"
 
 
 def _reason(exc: AffdataError, path: Path) -> str:

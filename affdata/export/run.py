@@ -15,9 +15,8 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from affdata.export.manifest import Stats, build_manifest, fingerprint, manifest
 from affdata.export.plan import TASKS, Scope, TrackLabels, VideoRef, Vocabulary
 from affdata.export.rows import FORMAT_VERSION, build_batch, export_schema
 from affdata.export.shards import ShardWriter, Staging
+from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def _inline_chunks(job: VideoJob, spool_stem: Path) -> Iterator[tuple[int, pa.Ar
 
 def _export_pool(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging: Staging,
                  job_args: dict[str, Any], workers: int) -> None:
-    ctx = get_context("forkserver" if "forkserver" in get_all_start_methods() else "spawn")
+    ctx = worker_context()
     if ctx.get_start_method() == "forkserver":  # workers start from a server that has these loaded
         ctx.set_forkserver_preload(["numpy", "numpy.ma", "pyarrow", "PIL.Image", "PIL.ImageFile",
                                     "simplejpeg", "decord", "av", "affdata.video",
@@ -270,33 +270,45 @@ def _export_pool(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging
     threads = max(1, _cpus() // workers)
     window: deque[tuple[VideoRef, list[_TrackPlan], Future | None]] = deque()
     todo = iter(enumerate(videos))
-    # Workers are recycled every 25 videos: decord readers have been seen to leak memory.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=25) as pool:
-        try:
-            while True:
-                while len(window) < 2 * workers:
-                    nxt = next(todo, None)
-                    if nxt is None:
-                        break
-                    i, video = nxt
-                    plans = run.plan(video)
-                    job = run.job(video, plans, job_args, threads)
-                    fut = (pool.submit(spool_video, job, str(staging.spool_dir), f"v{i}")
-                           if any(len(t.frames) for t in job.tracks) else None)
-                    window.append((video, plans, fut))
-                if not window:
+    # Workers are recycled every RECYCLE_EVERY videos each, by a fresh pool (affdata.workers).
+    more = True
+    while more:
+        with recycled_pool(workers, ctx) as pool:
+            more = _pool_round(run, pool, todo, window, writer, staging, job_args, threads, workers)
+
+
+def _pool_round(run: _Run, pool: Any, todo: Any, window: deque, writer: ShardWriter, staging: Staging,
+                job_args: dict[str, Any], threads: int, workers: int) -> bool:
+    """Submit up to ``workers * RECYCLE_EVERY`` videos to ``pool`` and write every result in
+    order; True when videos may remain for another pool."""
+    budget, exhausted = workers * RECYCLE_EVERY, False
+    try:
+        while True:
+            while len(window) < 2 * workers and budget > 0 and not exhausted:
+                nxt = next(todo, None)
+                if nxt is None:
+                    exhausted = True
                     break
-                video, plans, fut = window.popleft()
-                paths: list[str] = []
-                if fut is not None:
-                    result = fut.result()
-                    if result[0] != "ok":
-                        raise_worker_error(result)  # type: ignore[arg-type]
-                    paths = result[1]  # type: ignore[assignment]
-                run.write(writer, video, plans,
-                          ((k, images) for k, p in enumerate(paths) for images in read_spool(Path(p))))
-        except BaseException:
-            for _, _, fut in window:
-                if fut is not None:
-                    fut.cancel()
-            raise
+                budget -= 1
+                i, video = nxt
+                plans = run.plan(video)
+                job = run.job(video, plans, job_args, threads)
+                fut = (pool.submit(spool_video, job, str(staging.spool_dir), f"v{i}")
+                       if any(len(t.frames) for t in job.tracks) else None)
+                window.append((video, plans, fut))
+            if not window:
+                return not exhausted
+            video, plans, fut = window.popleft()
+            paths: list[str] = []
+            if fut is not None:
+                result = fut.result()
+                if result[0] != "ok":
+                    raise_worker_error(result)  # type: ignore[arg-type]
+                paths = result[1]  # type: ignore[assignment]
+            run.write(writer, video, plans,
+                      ((k, images) for k, p in enumerate(paths) for images in read_spool(Path(p))))
+    except BaseException:
+        for _, _, fut in window:
+            if fut is not None:
+                fut.cancel()
+        raise

@@ -42,6 +42,17 @@ def test_same_store_and_arguments_give_identical_bytes_with_any_workers(loaded: 
     assert str(tmp_path) not in text  # nothing machine-specific in the manifest
 
 
+def test_recycled_worker_pools_give_the_same_bytes(loaded: Store, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh pool after every video per worker (affdata.workers) changes nothing in the output."""
+    import affdata.export.run
+
+    a = export_part(loaded, out=tmp_path / "a", **SMALL)
+    monkeypatch.setattr(affdata.export.run, "RECYCLE_EVERY", 1)
+    b = export_part(loaded, out=tmp_path / "b", workers=2, **SMALL)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b") and a.rows == b.rows
+
+
 def test_a_killed_export_leaves_nothing_and_resumes_to_the_same_bytes(loaded: Store, tmp_path: Path) -> None:
     reference = export_part(loaded, out=tmp_path / "ref", **SMALL)
     out = tmp_path / "out"

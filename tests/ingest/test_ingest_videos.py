@@ -138,3 +138,13 @@ def test_two_processes_at_once_store_each_video_once(db_url: str, clips: Path) -
     with Store(db_url) as store:
         assert _count(store, "video") == len(SMALL)
         assert _count(store, "frame") == store.scalar("SELECT SUM(frame_count) FROM video")
+
+
+def test_worker_processes_are_recycled_without_hanging(store: Store, clips: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers, a fresh pool after every video each: every clip still goes in, once."""
+    import affdata.videos
+
+    monkeypatch.setattr(affdata.videos, "RECYCLE_EVERY", 1)
+    report = ingest_videos(store, [clips], workers=2)
+    assert report.ok and report.count("added") == len(SMALL)
+    assert _count(store, "frame") == store.scalar("SELECT SUM(frame_count) FROM video")
