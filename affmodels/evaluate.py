@@ -37,10 +37,11 @@ def eval_stream(path: str | Path, batch_size: int) -> AffectStream:
 
 
 @torch.no_grad()
-def predictions(model: torch.nn.Module, path: str | Path, *, batch_size: int = 256, workers: int = 0,
-                device: torch.device | str = "cpu") -> Iterator[tuple[Predictions, dict[str, Any]]]:
-    """(predictions, batch) for every row of the export once, in export order."""
-    stream = eval_stream(path, batch_size)
+def predictions(model: torch.nn.Module, data: str | Path | AffectStream, *, batch_size: int = 256,
+                workers: int = 0, device: torch.device | str = "cpu") -> Iterator[tuple[Predictions, dict[str, Any]]]:
+    """(predictions, batch) for every row of the export once, in export order; ``data`` is an
+    export folder or a stream from :func:`eval_stream`."""
+    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size)
     loader = make_loader(stream, batch_size, workers)
     was_training = model.training
     model.eval()
@@ -65,11 +66,11 @@ def _select(batch: dict[str, Any], keep: list[int]) -> dict[str, Any]:
     return {k: (v[index] if torch.is_tensor(v) else [v[i] for i in keep]) for k, v in batch.items()}
 
 
-def evaluate_model(model: torch.nn.Module, path: str | Path, *, batch_size: int = 256, workers: int = 0,
-                   device: torch.device | str = "cpu", per_video: bool = False) -> dict[str, Any]:
-    stream = eval_stream(path, batch_size)
+def evaluate_model(model: torch.nn.Module, data: str | Path | AffectStream, *, batch_size: int = 256,
+                   workers: int = 0, device: torch.device | str = "cpu", per_video: bool = False) -> dict[str, Any]:
+    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size)
     metrics = AffectMetrics(list(stream.au_names), list(stream.expressions))
-    for pred, batch in predictions(model, path, batch_size=batch_size, workers=workers, device=device):
+    for pred, batch in predictions(model, stream, batch_size=batch_size, workers=workers, device=device):
         metrics.update(pred, batch)
     result = metrics.compute()
     result["score"] = score(result)
@@ -105,6 +106,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size:
     if want != have:
         raise CheckpointError(f"{checkpoint} predicts AUs {have[0]} and classes {have[1]}, but {data} has "
                               f"AUs {want[0]} and classes {want[1]}")
-    result = evaluate_model(model, data, batch_size=batch_size, workers=workers, device=device, per_video=True)
+    result = evaluate_model(model, stream, batch_size=batch_size, workers=workers, device=device, per_video=True)
     per_video = result.pop("per_video")
     return EvalResult(result, per_video)

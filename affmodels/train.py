@@ -11,12 +11,11 @@ run would have taken. Under ``torchrun`` each process trains on its share of eve
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,12 +174,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         net.train()
         sums: dict[str, float] = {}
         batches, started, samples = 0, time.perf_counter(), 0
-        stream_iter = iter(loader)
-        first = next(stream_iter, None)  # starting a DataLoader draws a seed from the global RNG,
-        if pending_rng is not None:  # so a resumed run restores the RNG only after that
-            set_rng_state(pending_rng)
+        for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
-        for batch in itertools.chain([] if first is None else [first], stream_iter):
             batch = {k: (v.to(d.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
             pred = net(batch["image"])
             total, parts = multitask_loss(pred, batch, lw, pos_weight=pos_weight, class_weight=class_weight)
@@ -225,6 +220,18 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         if on_epoch and d.main:
             on_epoch(record)
     return TrainResult(out, history, best, step, stopped)
+
+
+def epoch_batches(loader: Any, rng: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """The loader's batches; a resumed run's RNG state is restored only once the loader has
+    started, because starting a DataLoader draws a seed from the global RNG."""
+    batches = iter(loader)
+    first = next(batches, None)
+    if rng is not None:
+        set_rng_state(rng)
+    if first is not None:
+        yield first
+        yield from batches
 
 
 def check_run_folder(out: Path, resume: bool) -> None:

@@ -81,6 +81,6 @@ def train(
 
     with progress_bar("training", enabled=not json) as bar:
         result = run(cfg, progress=bar, on_epoch=on_epoch,
-                     on_start=lambda steps, epochs_: bar.total(steps * (epochs_ - 0)))
+                     on_start=lambda steps, epochs_: bar.total(steps * epochs_))
     if not json:
         err.print(f"run in {result.out}: {result.steps} steps; best score {result.best_score}", highlight=False)

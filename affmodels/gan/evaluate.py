@@ -25,7 +25,13 @@ from affmodels.data import AffectStream, load_manifest
 from affmodels.evaluate import evaluate_model, load_model
 from affmodels.gan.generator import Generator, GeneratorConfig, to_uint8
 from affmodels.gan.targets import TargetSampler
-from affmodels.gan.train import Recognizer, label_arrays, load_gan, observed_classes, sample_targets
+from affmodels.gan.train import (
+    Recognizer,
+    label_arrays,
+    load_gan,
+    observed_classes,
+    sample_targets,
+)
 from affmodels.metrics import ccc, f1_binary, macro_f1
 
 

@@ -13,7 +13,6 @@ class), a ``metrics.jsonl`` record with the discriminator evaluated as a recogni
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +30,6 @@ from affmodels.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
 from affmodels.evaluate import evaluate_model, score
@@ -50,6 +48,7 @@ from affmodels.train import (
     TrainResult,
     _append_jsonl,
     check_run_folder,
+    epoch_batches,
     plot_curves,
 )
 
@@ -233,12 +232,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         D.train()
         sums: dict[str, float] = {}
         batches, started, samples = 0, time.perf_counter(), 0
-        it = iter(loader)
-        first = next(it, None)  # starting the loader draws from the global RNG: restore after it
-        if pending_rng is not None:
-            set_rng_state(pending_rng)
+        for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
-        for batch in itertools.chain([] if first is None else [first], it):
             batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
             target = sample_targets(sampler, len(batch["image"]), present, targets_rng).to(d.device)
             fake = G(batch["image"], target.condition())
