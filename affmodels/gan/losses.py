@@ -27,7 +27,7 @@ applied to the masks of both passes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -140,16 +140,18 @@ def discriminator_step_losses(
     pos_weight: Tensor | None = None,
     class_weight: Tensor | None = None,
     label_smoothing: float = 0.0,
+    augment: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """D's loss: hinge on real vs. (detached) fake + masked task losses on the real frames.
 
     Real and fake go through D in one forward (D has no batch statistics, so this equals two
-    forwards). ``parts`` (detached): ``d_adv``, ``d_task``, ``d_va``, ``d_au``, ``d_expr``,
+    forwards). ``augment`` (e.g. :class:`affmodels.gan.augment.DiffAugment`) transforms every
+    image D sees, real and fake alike. ``parts`` (detached): ``d_adv``, ``d_task``, ``d_va``, ``d_au``, ``d_expr``,
     ``d_real`` / ``d_fake`` (mean realness logits, to watch the margin).
     """
     real = batch["image"].to(fake_images.device)
     both = torch.cat([to_float01(real).to(fake_images.dtype), fake_images.detach()])
-    logits, pred = D(both)
+    logits, pred = D(augment(both) if augment is not None else both)
     n = len(real)
     real_logits, fake_logits = logits[:n], logits[n:]
     pred_real = Predictions(*(t[:n] for t in pred))
@@ -171,13 +173,16 @@ def generator_step_losses(
     weights: GanLossWeights = GanLossWeights(),
     fake: Generated | None = None,
     source: Tensor | None = None,
+    augment: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """G's loss: hinge + task loss of D on G(x, c_target), cycle, masks (+ identity).
 
     ``fake``: G(x, target.condition()) if the loop already made it (e.g. to feed D's step
     first); computed here otherwise. ``source``: the source conditioning vector; by default
     :func:`source_condition` on D's predictions for the real images (one extra D forward
-    without gradient). Wrap the call in ``with frozen(D):`` to skip D's weight gradients.
+    without gradient). ``augment``: what D's step applies to its inputs, applied here to the
+    fakes D judges (differentiably: G learns through it); the source estimate sees the plain
+    images. Wrap the call in ``with frozen(D):`` to skip D's weight gradients.
     ``parts`` (detached): ``g_adv``, ``g_task``, ``g_va``, ``g_au``, ``g_expr``, ``cycle``,
     ``identity``, ``mask``, ``mask_tv``.
     """
@@ -185,7 +190,7 @@ def generator_step_losses(
     target = target.to(images.device)
     if fake is None:
         fake = G(images, target.condition())
-    fake_logits, pred_fake = D(fake.image)
+    fake_logits, pred_fake = D(augment(fake.image) if augment is not None else fake.image)
     adv = g_adversarial_loss(fake_logits)
     task, task_parts = g_task_loss(pred_fake, target, weights.task)
     if source is None:

@@ -33,6 +33,7 @@ from affmodels.checkpoint import (
 )
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
 from affmodels.evaluate import evaluate_model, score
+from affmodels.gan.augment import DiffAugment
 from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
 from affmodels.gan.generator import Generator, GeneratorConfig
 from affmodels.gan.grid import save_grid, target_label
@@ -77,6 +78,11 @@ class GanTrainConfig:
     #: weight of the mean attention mask (against copying the input unchanged)
     mask_weight: float = 0.3
     augment: bool = False
+    #: DiffAugment (shift + cutout) on every image the discriminator sees (see affmodels.gan.augment)
+    d_augment: bool = False
+    #: steps at the start in which only the discriminator learns (its task heads first learn the
+    #: affect from real faces, so the generator's first task gradients point somewhere useful)
+    d_warmup_steps: int = 0
     checkpoint_every: int = 0
     max_steps: int | None = None
     resume: bool = False
@@ -196,6 +202,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
     faces, fixed = grid_inputs(stream, sampler, labels, cfg.seed + 1)
     loader = make_loader(stream, cfg.batch_size, cfg.workers)
     weights = GanLossWeights(g_task=cfg.g_task_weight, mask=cfg.mask_weight)
+    d_augment = DiffAugment() if cfg.d_augment else None
     present = observed_classes(labels)
     vocab = {"au_names": list(stream.au_names), "expressions": list(stream.expressions)}
     history: list[EpochRecord] = []
@@ -236,16 +243,19 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
             pending_rng = None
             batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
             target = sample_targets(sampler, len(batch["image"]), present, targets_rng).to(d.device)
-            fake = G(batch["image"], target.condition())
-            d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights)
+            with torch.set_grad_enabled(step >= cfg.d_warmup_steps):  # no graph while G waits
+                fake = G(batch["image"], target.condition())
+            d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights, augment=d_augment)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-            with frozen(D):
-                g_loss, g_parts = generator_step_losses(G, D, batch, target, weights, fake=fake)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+            g_parts, g_loss = {}, d_loss.new_zeros(())
+            if step >= cfg.d_warmup_steps:
+                with frozen(D):
+                    g_loss, g_parts = generator_step_losses(G, D, batch, target, weights, fake=fake, augment=d_augment)
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
             step += 1
             batches += 1
             samples += len(batch["image"])

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -37,15 +38,28 @@ def test_a_few_steps_write_a_grid_and_checkpoints(tiny, tmp_path: Path) -> None:
     assert state["kind"] == "gan" and state["step"] == result.steps > 0
 
 
-def test_resume_reproduces_the_same_next_steps(tiny, tmp_path: Path) -> None:
-    train_gan(gan_config(tiny, tmp_path / "full", max_steps=6))
-    train_gan(gan_config(tiny, tmp_path / "part", max_steps=3))
-    train_gan(gan_config(tiny, tmp_path / "part", max_steps=6, resume=True))
+@pytest.mark.parametrize("extra", [{}, {"d_augment": True, "d_warmup_steps": 2}], ids=["plain", "augment-warmup"])
+def test_resume_reproduces_the_same_next_steps(tiny, tmp_path: Path, extra: dict) -> None:
+    train_gan(gan_config(tiny, tmp_path / "full", max_steps=6, **extra))
+    train_gan(gan_config(tiny, tmp_path / "part", max_steps=3, **extra))
+    train_gan(gan_config(tiny, tmp_path / "part", max_steps=6, resume=True, **extra))
     a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "part" / "last.pt")
     assert a["step"] == b["step"] == 6
     for net in ("generator", "discriminator"):
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), (net, key)
+
+
+def test_warmup_steps_train_only_the_discriminator(tiny, tmp_path: Path) -> None:
+    train_gan(gan_config(tiny, tmp_path / "one", max_steps=1, d_warmup_steps=3))
+    train_gan(gan_config(tiny, tmp_path / "three", max_steps=3, d_warmup_steps=3))
+    train_gan(gan_config(tiny, tmp_path / "cold", max_steps=3))
+    one, three, cold = (load_checkpoint(tmp_path / name / "last.pt") for name in ("one", "three", "cold"))
+    assert three["optimizer_g"]["state"] == {}  # G's optimiser never stepped in the warm-up
+    for key in one["generator"]:
+        assert torch.equal(one["generator"][key], three["generator"][key]), key
+    assert any(not torch.equal(three["generator"][k], v) for k, v in cold["generator"].items())
+    assert any(not torch.equal(one["discriminator"][k], v) for k, v in three["discriminator"].items())
 
 
 def test_generate_and_eval_gan_from_the_cli(tiny, tmp_path: Path) -> None:
