@@ -105,6 +105,11 @@ def video_name(path: Path) -> str:
     return path.name if path.is_dir() else path.stem
 
 
+def probed_name(info: VideoProbe) -> str:
+    """:func:`video_name` of a probed video, without asking the file system again."""
+    return info.path.name if info.kind == "frames" else info.path.stem
+
+
 def ensure_subject(conn: Connection, name: str) -> int:
     upsert_ignore(conn, "subject", {"name": name, "created_at": utcnow()}, ["name"])
     return conn.execute(text("SELECT id FROM subject WHERE name = :n"), {"n": name}).scalar_one()
@@ -119,7 +124,7 @@ def ensure_track(conn: Connection, video_id: int, name: str) -> int:
 
 def register(store: Store, info: VideoProbe, subject: str | None = None, name: str | None = None) -> IngestOutcome:
     """Write one probed video (row, frames) in one transaction; see the module docstring."""
-    name = name or video_name(info.path)
+    name = name or probed_name(info)
     path = str(info.path.resolve())
     with store.transaction() as conn:
         rows = conn.execute(text("SELECT id, path, name, content_hash FROM video WHERE content_hash = :h OR name = :n"),
@@ -258,7 +263,8 @@ def ingest_videos(
             report.outcomes.append(IngestOutcome(str(path), "failed", video_name(path), reason=error))
         else:
             try:
-                outcome = register(store, info, rule(video_name(info.path)))
+                name = probed_name(info)
+                outcome = register(store, info, rule(name), name)
             except AffdataError as exc:
                 outcome = IngestOutcome(str(path), "failed", video_name(path), reason=str(exc))
             report.outcomes.append(outcome)

@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from affmodels.checkpoint import load_checkpoint  # noqa: E402
 from affmodels.gan.evaluate import evaluate_gan  # noqa: E402
 from affmodels.gan.train import GanTrainConfig, train_gan  # noqa: E402
 
@@ -41,7 +42,8 @@ def main() -> None:
     parser.add_argument("--g-width", type=int, default=GanTrainConfig.g_width)
     parser.add_argument("--d-width", type=int, default=GanTrainConfig.d_width)
     parser.add_argument("--d-augment", action="store_true")
-    parser.add_argument("--d-warmup-steps", type=int, default=0)
+    parser.add_argument("--d-warmup-steps", type=int, default=0, help="counted in --steps")
+    parser.add_argument("--d-norm", default="group", choices=["group", "none"])
     parser.add_argument("--checkpoint-every", type=int, default=0)
     parser.add_argument("--eval-only", action="store_true")
     args = parser.parse_args()
@@ -57,9 +59,11 @@ def main() -> None:
             data=str(exports / "train"), out=str(out), epochs=1000, batch_size=args.batch_size, lr_g=args.lr,
             lr_d=args.lr, workers=0, threads=args.threads, seed=0, device=args.device, max_steps=args.steps,
             g_task_weight=args.g_task_weight, mask_weight=args.mask_weight, g_width=args.g_width,
-            d_width=args.d_width, d_augment=args.d_augment, d_warmup_steps=args.d_warmup_steps,
+            d_width=args.d_width, d_norm=args.d_norm, d_augment=args.d_augment, d_warmup_steps=args.d_warmup_steps,
             checkpoint_every=args.checkpoint_every))
         train_s, steps = round(time.perf_counter() - t, 1), result.steps
+    else:
+        steps = load_checkpoint(out / "last.pt")["step"]
     scores = evaluate_gan(out / "last.pt", evaluator, exports / "val", n=args.n, seed=0,
                           device="cpu" if args.device == "cpu" else args.device)
     print(json.dumps({"benchmark": "gan_quality", "args": {k: str(v) for k, v in vars(args).items()},

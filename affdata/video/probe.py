@@ -62,6 +62,8 @@ ffprobe prints it (``mov,mp4,m4a,3gp,3g2,mj2``), ``codec`` ffmpeg's codec name (
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -96,13 +98,47 @@ FIRST_FRAME_TOLERANCE = 1.0
 
 
 @dataclass(frozen=True)
-class _Packet:
-    pts: int | None
-    duration: int
-    keyframe: bool
-    discard: bool
-    corrupt: bool
-    size: int
+class _Packets:
+    """The chosen stream's packets, one array per field (a Python object per packet would
+    cost as much as demuxing it)."""
+
+    pts: np.ndarray  # int64, 0 where a packet has none
+    has_pts: np.ndarray  # bool
+    duration: np.ndarray  # int64, 0 where unknown
+    keyframe: np.ndarray  # bool
+    discard: np.ndarray  # bool
+    corrupt: np.ndarray  # bool
+    size: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, rows: list[tuple]) -> _Packets:
+        """From ``(pts, duration, keyframe, discard, corrupt, size)`` tuples."""
+        if not rows:
+            empty_i, empty_b = np.zeros(0, np.int64), np.zeros(0, bool)
+            return cls(empty_i, empty_b, empty_i, empty_b, empty_b, empty_b, empty_i)
+        pts, duration, key, discard, corrupt, size = zip(*rows)
+        has = np.array([p is not None for p in pts], dtype=bool)
+        return cls(
+            pts=np.array([p if p is not None else 0 for p in pts], dtype=np.int64) if not has.all()
+            else np.array(pts, dtype=np.int64),
+            has_pts=has,
+            duration=np.array([d or 0 for d in duration], dtype=np.int64),
+            keyframe=np.array(key, dtype=bool),
+            discard=np.array(discard, dtype=bool),
+            corrupt=np.array(corrupt, dtype=bool),
+            size=np.array(size, dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def take(self, mask: np.ndarray) -> _Packets:
+        return _Packets(*(getattr(self, f)[mask] for f in
+                          ("pts", "has_pts", "duration", "keyframe", "discard", "corrupt", "size")))
+
+    def last_duration(self) -> int:
+        """The duration of the packet presented last."""
+        return int(self.duration[int(np.argmax(self.pts))])
 
 
 @dataclass(frozen=True)
@@ -123,9 +159,13 @@ def probe(path: Path, *, fps: float | None = None, verify: bool = False) -> Vide
     """
     path = Path(path)
     started = time.perf_counter()
-    if not path.exists():
-        raise VideoError(path, "does not exist")
-    if path.is_dir():
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        raise VideoError(path, "does not exist") from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if is_dir:
         result = probe_frame_folder(path, fps)
     else:
         result = _probe_file(path, fps, verify)
@@ -141,7 +181,7 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
         size_bytes = path.stat().st_size
         stream, notes = choose_video_stream(container, path)
         codec = codec_name(stream)
-        packets, first = _demux(container, stream, path, decode_first=verify)
+        packets, first = _demux(container, stream, path, size_bytes, decode_first=verify)
         others = [  # plain values: stream objects must not outlive their container
             (s.index, s.codec_context.width, s.codec_context.height)
             for s in candidate_video_streams(container)
@@ -160,8 +200,8 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
     reasons = _demux_not_exact(info, packets)
     kept = _after_leading_trim(info, packets) if reasons else None
     if kept is not None:
-        ticks = np.sort(np.array([p.pts for p in kept], dtype=np.int64))
-        last_duration = max(kept, key=lambda p: p.pts).duration
+        ticks = np.sort(kept.pts)
+        last_duration = kept.last_duration()
         method = (f"frame count by demux: {len(kept)} of {len(packets)} packets; the first "
                   f"{len(packets) - len(kept)} are flagged discard by the edit list, which the decoder "
                   f"decodes and drops ({codec})")
@@ -177,8 +217,8 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
                 f"decoding yields {len(ticks)}: using {len(ticks)}"
             )
     else:
-        ticks = np.sort(np.array([p.pts for p in packets], dtype=np.int64))
-        last_duration = max(packets, key=lambda p: p.pts).duration
+        ticks = np.sort(packets.pts)
+        last_duration = packets.last_duration()
         method = f"frame count by demux: {len(packets)} packets, one frame each ({codec})"
     notes.insert(0, method)
     count = len(ticks)
@@ -275,30 +315,24 @@ class _StreamFacts:
         )
 
 
-def _demux(container, stream, path: Path, decode_first: bool = True) -> tuple[list[_Packet], _FirstFrame | None]:
+def _demux(container, stream, path: Path, file_size: int,
+           decode_first: bool = True) -> tuple[_Packets, _FirstFrame | None]:
     """All packets of ``stream`` (no pixel decoding), decoding the first frame if asked."""
     import av
 
-    packets: list[_Packet] = []
+    rows: list[tuple] = []
+    ends: list[int] = []  # byte offset just past each packet, where the demuxer knows it
     first: _FirstFrame | None = None
-    file_size = path.stat().st_size
     codec = stream.codec_context
     try:
         for packet in container.demux(stream):
-            if packet.size == 0:  # the flush packet PyAV appends at end of stream
+            size = packet.size
+            if size == 0:  # the flush packet PyAV appends at end of stream
                 continue
-            packets.append(
-                _Packet(
-                    pts=packet.pts,
-                    duration=int(packet.duration or 0),
-                    keyframe=bool(packet.is_keyframe),
-                    discard=bool(packet.is_discard),
-                    corrupt=bool(packet.is_corrupt),
-                    size=packet.size,
-                )
-            )
-            if packet.pos is not None and packet.pos >= 0 and packet.pos + packet.size > file_size:
-                raise VideoError(path, f"truncated: frame {len(packets)} lies past the end of the file")
+            rows.append((packet.pts, packet.duration, packet.is_keyframe, packet.is_discard,
+                         packet.is_corrupt, size))
+            pos = packet.pos
+            ends.append(pos + size if pos is not None and pos >= 0 else 0)
             if decode_first and first is None:
                 for frame in codec.decode(packet):
                     first = _first_frame_of(frame)
@@ -308,17 +342,26 @@ def _demux(container, stream, path: Path, decode_first: bool = True) -> tuple[li
                 first = _first_frame_of(frame)
                 break
     except av.error.FFmpegError as exc:
+        _refuse_past_end(path, ends, file_size)
         raise VideoError(
-            path, f"damaged: reading failed after {len(packets)} frames (ffmpeg: {ffmpeg_reason(exc)})"
+            path, f"damaged: reading failed after {len(rows)} frames (ffmpeg: {ffmpeg_reason(exc)})"
         ) from None
+    _refuse_past_end(path, ends, file_size)
     if decode_first and first is None:
         raise VideoError(path, f"no frame of the {codec_name(stream)} stream could be decoded")
     reported = int(stream.frames or 0)
-    if reported > len(packets) and _index_past_end(stream, file_size):
+    if reported > len(rows) and _index_past_end(stream, file_size):
         raise VideoError(
-            path, f"truncated: the index lists {reported} frames, only {len(packets)} are in the file"
+            path, f"truncated: the index lists {reported} frames, only {len(rows)} are in the file"
         )
-    return packets, first
+    return _Packets.of(rows), first
+
+
+def _refuse_past_end(path: Path, ends: list[int], file_size: int) -> None:
+    """A packet that the index places past the end of the file: a truncated download."""
+    past = np.flatnonzero(np.array(ends, dtype=np.int64) > file_size)
+    if past.size:
+        raise VideoError(path, f"truncated: frame {int(past[0]) + 1} lies past the end of the file")
 
 
 def _gif_complete(path: Path) -> bool:
@@ -347,7 +390,7 @@ def _first_frame_of(frame) -> _FirstFrame:
     )
 
 
-def _after_leading_trim(info: _StreamFacts, packets: list[_Packet]) -> list[_Packet] | None:
+def _after_leading_trim(info: _StreamFacts, packets: _Packets) -> _Packets | None:
     """The packets an edit list keeps, where it only trims the start; None where it does more.
 
     An MP4 edit list that starts a video late makes ffmpeg's demuxer flag the packets before the
@@ -356,15 +399,15 @@ def _after_leading_trim(info: _StreamFacts, packets: list[_Packet]) -> list[_Pac
     demux check, the decoded count is the kept packets' count (pyfeat__no_face.mp4: 98 packets, 3
     discarded at -125 ms, 95 frames; the decoded count is checked against it in the tests).
     """
-    kept = [p for p in packets if not p.discard]
-    dropped = [p for p in packets if p.discard]
-    if not dropped or not kept or not packets[0].keyframe or any(p.pts is None for p in packets):
+    kept_mask = ~packets.discard
+    if kept_mask.all() or not kept_mask.any() or not packets.keyframe[0] or not packets.has_pts.all():
         return None
-    if max(p.pts for p in dropped) >= min(p.pts for p in kept):
+    kept = packets.take(kept_mask)
+    if packets.pts[packets.discard].max() >= kept.pts.min():
         return None
     if info.container_frames not in (0, len(packets)):
         return None
-    if any(p.pts < packets[0].pts for p in kept):  # the GOP starts at the (trimmed) keyframe
+    if (kept.pts < packets.pts[0]).any():  # the GOP starts at the (trimmed) keyframe
         return None
     # the kept packets' own order is checked against the first packet overall (just above)
     waived = ("first packet is not a keyframe", "frames presented before the first packet (open GOP)")
@@ -372,32 +415,31 @@ def _after_leading_trim(info: _StreamFacts, packets: list[_Packet]) -> list[_Pac
     return kept if not rest else None
 
 
-def _demux_not_exact(info: _StreamFacts, packets: list[_Packet]) -> list[str]:
+def _demux_not_exact(info: _StreamFacts, packets: _Packets) -> list[str]:
     """Why the packet count is not provably the decoded frame count (empty: it is)."""
     reasons: list[str] = []
     if info.codec not in ONE_FRAME_PER_PACKET:
         reasons.append(f"codec {info.codec} is not known to give one frame per packet")
-    elif info.codec == "mpeg4" and (
-        info.has_b_frames or any(p.size <= _TINY_PACKET_BYTES for p in packets)
-    ):
+    elif info.codec == "mpeg4" and (info.has_b_frames or (packets.size <= _TINY_PACKET_BYTES).any()):
         reasons.append("mpeg4 with B-frames or placeholder packets")
-    pts = [p.pts for p in packets]
-    if any(p is None for p in pts):
-        reasons.append(f"{sum(p is None for p in pts)} packets without pts")
+    missing = int((~packets.has_pts).sum())
+    if missing:
+        reasons.append(f"{missing} packets without pts")
     else:
-        if min(pts) < 0:
-            first_s = float(min(pts) * info.time_base)
+        pts = packets.pts
+        if pts.min() < 0:
+            first_s = float(int(pts.min()) * info.time_base)
             reasons.append(f"negative timestamps (edit list), first at {first_s:.3f} s")
-        if len(set(pts)) != len(pts):
+        if len(np.unique(pts)) != len(pts):
             reasons.append("duplicate packet timestamps")
-        if any(p < pts[0] for p in pts):
+        if (pts < pts[0]).any():
             reasons.append("frames presented before the first packet (open GOP)")
-    if not packets[0].keyframe:
+    if not packets.keyframe[0]:
         reasons.append("first packet is not a keyframe")
-    discard = sum(p.discard for p in packets)
+    discard = int(packets.discard.sum())
     if discard:
         reasons.append(f"{discard} packets flagged discard (edit list)")
-    corrupt = sum(p.corrupt for p in packets)
+    corrupt = int(packets.corrupt.sum())
     if corrupt:
         reasons.append(f"{corrupt} packets flagged corrupt")
     if info.container_frames and info.container_frames != len(packets):

@@ -14,6 +14,8 @@ PyAV (and ffmpeg) are imported lazily so that importing :mod:`affdata.video` sta
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,11 +40,15 @@ def open_container(path: Path) -> av.container.InputContainer:
     import av
 
     path = Path(path)
-    if not path.exists():
-        raise VideoError(path, "does not exist")
-    if not path.is_file():
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise VideoError(path, "does not exist") from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
         raise VideoError(path, "not a regular file")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
     try:
         return av.open(str(path), mode="r")

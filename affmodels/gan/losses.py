@@ -165,6 +165,21 @@ def discriminator_step_losses(
     return total, {k: v.detach() for k, v in parts.items()}
 
 
+def discriminator_warmup_losses(
+    D: nn.Module,
+    batch: Mapping[str, Tensor],
+    weights: GanLossWeights = GanLossWeights(),
+    augment: Callable[[Tensor], Tensor] | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """D's warm-up loss: its masked task losses on the real frames, nothing adversarial (no
+    generator pass). ``parts`` (detached): ``d_task``, ``d_va``, ``d_au``, ``d_expr``."""
+    real = to_float01(batch["image"])
+    pred = D.predict(augment(real) if augment is not None else real)
+    task, task_parts = d_task_loss(pred, batch, weights.task)
+    parts = {"d_task": task} | {f"d_{k}": v for k, v in task_parts.items()}
+    return weights.d_task * task, {k: v.detach() for k, v in parts.items()}
+
+
 def generator_step_losses(
     G: nn.Module,
     D: nn.Module,
@@ -225,6 +240,7 @@ __all__ = [
     "d_adversarial_loss",
     "d_task_loss",
     "discriminator_step_losses",
+    "discriminator_warmup_losses",
     "frozen",
     "g_adversarial_loss",
     "g_task_loss",

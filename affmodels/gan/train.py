@@ -40,6 +40,7 @@ from affmodels.gan.grid import save_grid, target_label
 from affmodels.gan.losses import (
     GanLossWeights,
     discriminator_step_losses,
+    discriminator_warmup_losses,
     frozen,
     generator_step_losses,
 )
@@ -73,6 +74,7 @@ class GanTrainConfig:
     threads: int | None = None
     g_width: int = 16
     d_width: int = 32
+    d_norm: str = "group"  # the discriminator trunk's normalisation (DiscriminatorConfig.norm)
     #: weight of the discriminator's task losses on generated faces (what makes them show targets)
     g_task_weight: float = 3.0
     #: weight of the mean attention mask (against copying the input unchanged)
@@ -80,8 +82,9 @@ class GanTrainConfig:
     augment: bool = False
     #: DiffAugment (shift + cutout) on every image the discriminator sees (see affmodels.gan.augment)
     d_augment: bool = False
-    #: steps at the start in which only the discriminator learns (its task heads first learn the
-    #: affect from real faces, so the generator's first task gradients point somewhere useful)
+    #: steps at the start in which only the discriminator's task heads learn, from real faces
+    #: (about a quarter of a full step each): the generator's first task gradients then come
+    #: from a recogniser that already reads the affect, not from random heads
     d_warmup_steps: int = 0
     checkpoint_every: int = 0
     max_steps: int | None = None
@@ -191,7 +194,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
                           augment=Augment() if cfg.augment else None)
     k, c = stream.n_aus, stream.n_classes
     gcfg = GeneratorConfig(n_aus=k, n_classes=c, width=cfg.g_width)
-    dcfg = DiscriminatorConfig(n_aus=k, n_classes=c, width=cfg.d_width)
+    dcfg = DiscriminatorConfig(n_aus=k, n_classes=c, width=cfg.d_width, norm=cfg.d_norm)
     G, D = Generator(gcfg).to(d.device), Discriminator(dcfg).to(d.device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
@@ -242,14 +245,16 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
             batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
-            target = sample_targets(sampler, len(batch["image"]), present, targets_rng).to(d.device)
-            with torch.set_grad_enabled(step >= cfg.d_warmup_steps):  # no graph while G waits
+            if step < cfg.d_warmup_steps:  # D alone, as a recogniser of the real faces: no G, no fakes
+                d_loss, d_parts = discriminator_warmup_losses(D, batch, weights, augment=d_augment)
+                g_loss, g_parts = d_loss.new_zeros(()), {}
+            else:
+                target = sample_targets(sampler, len(batch["image"]), present, targets_rng).to(d.device)
                 fake = G(batch["image"], target.condition())
-            d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights, augment=d_augment)
+                d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights, augment=d_augment)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-            g_parts, g_loss = {}, d_loss.new_zeros(())
             if step >= cfg.d_warmup_steps:
                 with frozen(D):
                     g_loss, g_parts = generator_step_losses(G, D, batch, target, weights, fake=fake, augment=d_augment)
@@ -259,7 +264,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
             step += 1
             batches += 1
             samples += len(batch["image"])
-            for key, v in {**{f"d_{n}": x for n, x in d_parts.items()}, **{f"g_{n}": x for n, x in g_parts.items()},
+            for key, v in {**d_parts, **{(n if n.startswith("g_") else f"g_{n}"): x for n, x in g_parts.items()},
                            "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}.items():
                 sums[key] = sums.get(key, 0.0) + float(v)
             if progress:
@@ -302,7 +307,8 @@ def load_gan(checkpoint: str | Path, device: str | torch.device = "cpu") -> tupl
     if state.get("kind") != "gan":
         raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a GAN")
     G = Generator(GeneratorConfig(**state["generator_config"]))
-    D = Discriminator(DiscriminatorConfig(**state["discriminator_config"]))
+    # checkpoints from before the trunk's GroupNorm say nothing of norm: theirs had none
+    D = Discriminator(DiscriminatorConfig(**{"norm": "none", **state["discriminator_config"]}))
     G.load_state_dict(state["generator"])
     D.load_state_dict(state["discriminator"])
     return G.to(device).eval(), D.to(device).eval(), state

@@ -20,6 +20,7 @@ from affmodels.gan import (
     d_adversarial_loss,
     d_task_loss,
     discriminator_step_losses,
+    discriminator_warmup_losses,
     frozen,
     g_adversarial_loss,
     g_task_loss,
@@ -234,3 +235,15 @@ def test_frozen_d_still_passes_gradient_to_g(make_batch):
     assert all(p.grad is None for p in D.parameters())
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in G.parameters())
     assert not D.heads.va.weight.requires_grad and D.heads.au.weight.requires_grad
+
+
+def test_warmup_loss_is_the_task_loss_on_real_frames_only(make_batch):
+    batch = make_batch(b=6, seed=7)
+    D = tiny_d()
+    total, parts = discriminator_warmup_losses(D, batch)
+    expected, _ = multitask_loss(D.predict(batch["image"]), batch)
+    torch.testing.assert_close(total, expected)
+    assert set(parts) == {"d_task", "d_va", "d_au", "d_expr"}
+    total.backward()
+    assert D.realness.parametrizations.weight.original.grad is None  # nothing adversarial
+    assert D.heads.expr.weight.grad is not None

@@ -123,3 +123,16 @@ def test_channels_last_is_only_a_layout():
     d_nhwc, d_nchw = tiny_d(channels_last=True).eval(), tiny_d(channels_last=False).eval()
     d_nchw.load_state_dict(d_nhwc.state_dict())
     torch.testing.assert_close(d_nhwc(x)[0], d_nchw(x)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_discriminator_groupnorm_keeps_images_independent_of_the_batch():
+    D = tiny_d().eval()
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in D.trunk)
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in tiny_d(norm="none").trunk)
+    x = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    whole_logits, whole_pred = D(x)
+    one_logits, one_pred = D(x[2:3])
+    torch.testing.assert_close(one_logits, whole_logits[2:3], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(one_pred.expr_logits, whole_pred.expr_logits[2:3], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="norm"):
+        DiscriminatorConfig(norm="batch")

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from affmodels.checkpoint import load_checkpoint
+from affmodels.checkpoint import load_checkpoint, save_checkpoint
 from affmodels.gan.evaluate import evaluate_gan
-from affmodels.gan.train import GanTrainConfig, train_gan
+from affmodels.gan.train import GanTrainConfig, load_gan, train_gan
 from affmodels.train import TrainConfig, train
 from cli.affmodels_app import app
 
@@ -93,3 +93,12 @@ def test_generate_and_eval_gan_from_the_cli(tiny, tmp_path: Path) -> None:
     for which in ("trained", "untrained"):
         assert scores[which]["faces"] == 16 and 0 <= scores[which]["expr_accuracy"] <= 1
     assert "score" in scores["discriminator"]
+
+
+def test_checkpoints_from_before_the_groupnorm_still_load(tiny, tmp_path: Path) -> None:
+    train_gan(gan_config(tiny, tmp_path / "old", max_steps=1, d_norm="none"))
+    state = load_checkpoint(tmp_path / "old" / "last.pt")
+    del state["discriminator_config"]["norm"], state["discriminator_config"]["groups"]  # as older runs wrote it
+    save_checkpoint(tmp_path / "old" / "last.pt", state)
+    _, D, _ = load_gan(tmp_path / "old" / "last.pt")
+    assert D.cfg.norm == "none" and not any(isinstance(m, torch.nn.GroupNorm) for m in D.trunk)
