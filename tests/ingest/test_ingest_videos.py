@@ -148,3 +148,25 @@ def test_worker_processes_are_recycled_without_hanging(store: Store, clips: Path
     report = ingest_videos(store, [clips], workers=2)
     assert report.ok and report.count("added") == len(SMALL)
     assert _count(store, "frame") == store.scalar("SELECT SUM(frame_count) FROM video")
+
+
+def test_an_unexpected_store_error_stops_the_ingest_without_hanging(
+        store: Store, clips: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering runs in a thread beside the probing: an error there must reach the caller
+    (not be lost, not leave the prober blocked on a full queue) and keep what was committed."""
+    import affdata.videos as videos
+
+    real, calls = videos.register, []
+
+    def flaky(store_, info, subject=None, name=None):
+        calls.append(name)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(store_, info, subject, name)
+
+    monkeypatch.setattr(videos, "register", flaky)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        ingest_videos(store, [clips])
+    assert len(calls) == 2  # nothing registered after the error
+    assert _count(store, "video") == 1
+    assert _count(store, "frame") == store.scalar("SELECT frame_count FROM video")
