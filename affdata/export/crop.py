@@ -3,9 +3,14 @@
 The crop box is computed once, in the main process, with numpy over a whole track (so the
 ``box`` column and the pixels agree by construction): the square of side
 ``max(w, h) * margin`` centred on the face box, rounded to whole pixels. Cutting it out pads
-with black where it leaves the frame (PIL's ``crop`` does), and the square is resized with
-PIL's bilinear filter, which antialiases when shrinking (a plain bilinear sample would alias
-on large faces).
+with black where it leaves the frame, and the square is resized with an antialiased bilinear
+filter (a plain bilinear sample would alias on large faces): torch's ``interpolate(...,
+antialias=True)``, a port of Pillow's BILINEAR resampling that has a vectorised kernel for
+uint8 channels-last images. On the export's crops it is 2.5 to 4.5 times faster than Pillow's,
+which took 40 % of a one-worker export; its pixels are within two grey levels of Pillow's,
+and mostly equal (it rounds differently).
+torch is imported on the first resize (it is a dependency anyway; importing it costs about 1.5 s
+once per process).
 
 Frames without a box use the whole-frame policy: the centred square of side
 ``min(width, height)`` for videos, the whole image for frame folders (ABAW's
@@ -14,10 +19,12 @@ Frames without a box use the whole-frame policy: the centred square of side
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
 #: what the manifest says about the crop
 CROP_POLICY = ("face box: square of side max(w, h) * margin centred on the box, black padding; "
@@ -54,8 +61,7 @@ def whole_frame_box(width: int, height: int, folder: bool) -> tuple[int, int, in
 def crop_resize(frame: np.ndarray, box: Sequence[int], size: int) -> np.ndarray:
     """The ``box`` region of an RGB frame (black outside the frame), resized to size x size.
 
-    Same pixels as ``Image.fromarray(frame).crop(box).resize(...)``, but only the crop is
-    handed to PIL (unpacking a whole 640x360 frame into PIL costs more than the resize).
+    Only the crop is copied out of the frame; the resize is :func:`resize_square`.
     """
     x, y, w, h = (int(v) for v in box)
     height, width = frame.shape[:2]
@@ -68,4 +74,38 @@ def crop_resize(frame: np.ndarray, box: Sequence[int], size: int) -> np.ndarray:
             part[y0 - y:y1 - y, x0 - x:x1 - x] = frame[y0:y1, x0:x1]
     if part.shape[:2] == (size, size):
         return part
-    return np.asarray(Image.fromarray(part).resize((size, size), Image.Resampling.BILINEAR))
+    return resize_square(part, size)
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """An HWC uint8 RGB image resized to ``size x size``, antialiased bilinear (module doc)."""
+    torch, interpolate = _torch()
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)  # NHWC memory
+    y = interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return y[0].permute(1, 2, 0).contiguous().numpy()  # torch's transpose: faster than numpy's
+
+
+@contextmanager
+def one_resize_thread() -> Iterator[None]:
+    """torch's intra-op threads set to 1 for a block of resizes, then restored.
+
+    Why: a crop is too small to split across threads, the export's parallelism is its worker
+    processes, and a process whose OpenMP pool has started cannot safely fork: a child that
+    uses torch hangs. With one thread torch never starts that pool, so exporting in a process
+    does not make its later forks hang.
+    """
+    torch, _ = _torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@functools.cache
+def _torch() -> tuple[Any, Any]:
+    import torch
+    from torch.nn.functional import interpolate
+
+    return torch, interpolate

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from affdata.errors import AffdataError, InputError, VideoError
-from affdata.export.crop import crop_resize, whole_frame_box
+from affdata.export.crop import crop_resize, one_resize_thread, whole_frame_box
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,9 @@ def crop_video(job: VideoJob) -> Iterator[tuple[int, list[bytes]]]:
     has_box_of = [t.has_box.tolist() for t in job.tracks]
     pos = [0] * len(job.tracks)
     chunks: list[list[bytes]] = [[] for _ in job.tracks]
-    with contextlib.closing(iter_frames(src, indices=union, threads=job.threads)) as frames:
+    # one_resize_thread() imports torch, before iter_frames imports decord (decord first can hang
+    # torch's DataLoader workers in this process later)
+    with one_resize_thread(), contextlib.closing(iter_frames(src, indices=union, threads=job.threads)) as frames:
         for index, rgb in frames:
             for k, wanted_frames in enumerate(frames_of):
                 p = pos[k]

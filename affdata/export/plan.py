@@ -292,7 +292,8 @@ def track_labels(conn: Connection, scope: Scope, vocab: Vocabulary, video: Video
         au_mask[r, arr[:, 1]] = True
     boxes = np.full((n, 4), np.nan)
     if box_rows:
-        b = np.array(box_rows, dtype=np.float64)
+        b = np.array([tuple(r) for r in box_rows], dtype=np.float64)  # not Rows: numpy would probe
+        # each Row for array attributes, and every failed look-up raises inside SQLAlchemy
         inside = b[:, 0] < len(position)
         r = position[b[inside, 0].astype(np.int64)]
         boxes[r[r >= 0]] = b[inside][r >= 0, 1:]

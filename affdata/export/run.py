@@ -103,7 +103,10 @@ def _versions() -> dict[str, str]:
     import PIL
     import simplejpeg
 
-    return {"pyarrow": pa.__version__, "simplejpeg": simplejpeg.__version__, "pillow": PIL.__version__}
+    from importlib.metadata import version
+
+    return {"pyarrow": pa.__version__, "simplejpeg": simplejpeg.__version__, "pillow": PIL.__version__,
+            "torch": version("torch")}  # torch resizes the crops (affdata.export.crop)
 
 
 def _cpus() -> int:
@@ -265,7 +268,7 @@ def _export_pool(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging
     ctx = worker_context()
     if ctx.get_start_method() == "forkserver":  # workers start from a server that has these loaded
         ctx.set_forkserver_preload(["numpy", "numpy.ma", "pyarrow", "PIL.Image", "PIL.ImageFile",
-                                    "simplejpeg", "decord", "av", "affdata.video",
+                                    "simplejpeg", "torch", "decord", "av", "affdata.video",
                                     "affdata.export.encode"])
     threads = max(1, _cpus() // workers)
     window: deque[tuple[VideoRef, list[_TrackPlan], Future | None]] = deque()
