@@ -46,7 +46,9 @@ def predict_export(checkpoint: str | Path, data: str | Path, *, batch_size: int 
     for pred, batch in predictions(model, data, batch_size=batch_size, workers=workers, device=device):
         ids = {"video": list(batch["video"]), "track": list(batch["track"]), "frame": batch["frame"].numpy()}
         parts.append(_frame_rows(pred, ids, vocab["au_names"], vocab["expressions"]))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    df.attrs["vocabulary"] = vocab  # what the columns name, without loading the checkpoint again
+    return df
 
 
 @torch.no_grad()
@@ -78,7 +80,9 @@ def predict_video(checkpoint: str | Path, video: str | Path, *, device: str = "c
             flush()
     if images:
         flush()
-    return pd.concat(parts, ignore_index=True)
+    df = pd.concat(parts, ignore_index=True)
+    df.attrs["vocabulary"] = vocab  # what the columns name, without loading the checkpoint again
+    return df
 
 
 def write_abaw(df: pd.DataFrame, out: Path, au_names: list[str], classes: list[str],

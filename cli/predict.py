@@ -27,16 +27,15 @@ def predict(
 
     Example: affmodels predict --checkpoint runs/cnn1/best.pt --data exports/val --out preds --into-store
     """
-    from affmodels.checkpoint import file_digest, load_checkpoint
+    from affmodels.checkpoint import file_digest
     from affmodels.predict import into_store as write_store
     from affmodels.predict import predict_export, predict_video, write_abaw
 
     if (data is None) == (video is None):
         raise typer.BadParameter("give exactly one of --data and --video")
-    state = load_checkpoint(checkpoint)
-    vocab = state.get("vocabulary", {})
-    au_names, classes = vocab.get("au_names", []), vocab.get("expressions", [])
     df = predict_export(checkpoint, data, device=device) if data else predict_video(checkpoint, video, device=device)
+    vocab = df.attrs.get("vocabulary", {})
+    au_names, classes = vocab.get("au_names", []), vocab.get("expressions", [])
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     store = open_store(db) if into_store else None
