@@ -64,8 +64,7 @@ def main() -> None:
         train_s, steps = round(time.perf_counter() - t, 1), result.steps
     else:
         steps = load_checkpoint(out / "last.pt")["step"]
-    scores = evaluate_gan(out / "last.pt", evaluator, exports / "val", n=args.n, seed=0,
-                          device="cpu" if args.device == "cpu" else args.device)
+    scores = evaluate_gan(out / "last.pt", evaluator, exports / "val", n=args.n, seed=0, device=args.device)
     print(json.dumps({"benchmark": "gan_quality", "args": {k: str(v) for k, v in vars(args).items()},
                       "train_s": train_s, "steps": steps, **scores}, indent=2, default=float))
 

@@ -79,9 +79,10 @@ def crop_resize(frame: np.ndarray, box: Sequence[int], size: int) -> np.ndarray:
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     """An HWC uint8 RGB image resized to ``size x size``, antialiased bilinear (module doc)."""
-    torch, interpolate = _torch()
+    torch = _torch()
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)  # NHWC memory
-    y = interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    y = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                        align_corners=False)
     return y[0].permute(1, 2, 0).contiguous().numpy()  # torch's transpose: faster than numpy's
 
 
@@ -94,7 +95,7 @@ def one_resize_thread() -> Iterator[None]:
     uses torch hangs. With one thread torch never starts that pool, so exporting in a process
     does not make its later forks hang.
     """
-    torch, _ = _torch()
+    torch = _torch()
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -104,8 +105,8 @@ def one_resize_thread() -> Iterator[None]:
 
 
 @functools.cache
-def _torch() -> tuple[Any, Any]:
+def _torch() -> Any:
+    """torch, imported on first use (see the module docstring)."""
     import torch
-    from torch.nn.functional import interpolate
 
-    return torch, interpolate
+    return torch

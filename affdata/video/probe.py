@@ -118,9 +118,10 @@ class _Packets:
             return cls(empty_i, empty_b, empty_i, empty_b, empty_b, empty_b, empty_i)
         pts, duration, key, discard, corrupt, size = zip(*rows)
         has = np.array([p is not None for p in pts], dtype=bool)
+        if not has.all():
+            pts = [p if p is not None else 0 for p in pts]
         return cls(
-            pts=np.array([p if p is not None else 0 for p in pts], dtype=np.int64) if not has.all()
-            else np.array(pts, dtype=np.int64),
+            pts=np.array(pts, dtype=np.int64),
             has_pts=has,
             duration=np.array([d or 0 for d in duration], dtype=np.int64),
             keyframe=np.array(key, dtype=bool),

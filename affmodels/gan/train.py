@@ -245,7 +245,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
             batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
-            if step < cfg.d_warmup_steps:  # D alone, as a recogniser of the real faces: no G, no fakes
+            warmup = step < cfg.d_warmup_steps
+            if warmup:  # D alone, as a recogniser of the real faces: no G, no fakes
                 d_loss, d_parts = discriminator_warmup_losses(D, batch, weights, augment=d_augment)
                 g_loss, g_parts = d_loss.new_zeros(()), {}
             else:
@@ -255,7 +256,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-            if step >= cfg.d_warmup_steps:
+            if not warmup:
                 with frozen(D):
                     g_loss, g_parts = generator_step_losses(G, D, batch, target, weights, fake=fake, augment=d_augment)
                 opt_g.zero_grad(set_to_none=True)
