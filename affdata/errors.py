@@ -3,6 +3,11 @@
 The CLI turns any :class:`AffdataError` into one line on stderr and exit status 1, so every
 message here is written to stand alone: it names the file (and line) or the object at fault
 and says what to do where that is not obvious.
+
+Every error survives pickling, whatever its constructor takes: worker processes (ingest probes,
+export crops) send them back to the parent, and one that cannot be rebuilt there breaks the
+whole pool. :meth:`AffdataError.__reduce__` rebuilds an error from its message and attributes
+without calling ``__init__`` again.
 """
 
 from __future__ import annotations
@@ -12,6 +17,18 @@ from pathlib import Path
 
 class AffdataError(Exception):
     """Base of every error the library raises on purpose."""
+
+    def __reduce__(self) -> tuple:
+        # Exception's own reduce calls ``cls(*self.args)``, which fails for any subclass whose
+        # constructor takes other arguments than the message (InputError's path and reason).
+        return _rebuild, (type(self), self.args), self.__dict__
+
+
+def _rebuild(cls: type[BaseException], args: tuple) -> BaseException:
+    """An error of ``cls`` with ``args``, made without its ``__init__`` (see ``__reduce__``)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
 
 
 class ConfigError(AffdataError):
