@@ -18,9 +18,8 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
 from affdata.schema import utcnow
 from affdata.video import VideoProbe, list_videos, probe
-from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
+from affdata.workers import RECYCLE_EVERY, WorkerDiedError, map_in_workers
 
 log = logging.getLogger(__name__)
 
@@ -192,34 +191,29 @@ def _probe_one(path: Path, fps: float | None, verify: bool = False) -> VideoProb
 
 def _probes(paths: Sequence[Path], workers: int, fps: float | None,
             verify: bool) -> Iterator[tuple[Path, VideoProbe | None, str | None]]:
-    """Probe in this process (one worker) or in a pool of fresh processes.
+    """Probe in this process (one worker) or in worker processes (:mod:`affdata.workers`:
+    started from a fork server, recycled every 25 videos each; a worker that dies fails only
+    the video it was probing).
 
-    Worker processes start from a fork server and are recycled every 25 videos each
-    (:mod:`affdata.workers`).
+    Any error probing one file (a typed one, or an unexpected crash inside a decoder) is that
+    file's failure; the other files go on.
     """
     if workers <= 1:
         for p in paths:
             try:
                 yield p, _probe_one(p, fps, verify), None
-            except AffdataError as exc:
+            except Exception as exc:  # noqa: BLE001 - one file's failure, reported with it
                 yield p, None, _reason(exc, p)
         return
-    ctx = worker_context()
-    chunk = workers * RECYCLE_EVERY
-    for start in range(0, len(paths), chunk):  # a fresh pool per chunk: see affdata.workers
-        with recycled_pool(workers, ctx) as pool:
-            futures = {pool.submit(_probe_one, p, fps, verify): p for p in paths[start:start + chunk]}
-            for fut in as_completed(futures):
-                p = futures[fut]
-                try:
-                    yield p, fut.result(), None
-                except AffdataError as exc:
-                    yield p, None, _reason(exc, p)
-                except Exception as exc:  # a crash inside a decoder: report it, go on
-                    yield p, None, f"{type(exc).__name__}: {exc}"
+    task = partial(_probe_one, fps=fps, verify=verify)  # _probe_one as this module has it now
+    for p, info, error in map_in_workers(task, paths, workers, recycle_every=RECYCLE_EVERY):
+        yield p, info, None if error is None else _reason(error, p)
 
 
-def _reason(exc: AffdataError, path: Path) -> str:
+def _reason(exc: BaseException, path: Path) -> str:
+    if not isinstance(exc, AffdataError | WorkerDiedError):  # an unexpected crash: say what it was
+        log.debug("probing %s failed", path, exc_info=exc)
+        return f"{type(exc).__name__}: {exc}"
     reason = getattr(exc, "reason", None)
     return reason if reason else str(exc).replace(f"{path}: ", "", 1)
 

@@ -166,15 +166,23 @@ def probe(path: Path, *, fps: float | None = None, verify: bool = False) -> Vide
         raise VideoError(path, "does not exist") from None
     except OSError as exc:
         raise VideoError(path, f"cannot be read: {exc.strerror or exc}") from None
-    if is_dir:
-        result = probe_frame_folder(path, fps)
-    else:
-        result = _probe_file(path, fps, verify)
+    try:
+        result = probe_frame_folder(path, fps) if is_dir else _probe_file(path, fps, verify)
+    except OSError as exc:  # the file (or a frame image) went away or broke while we read it
+        raise VideoError(path, _os_reason(path, exc)) from None
     log.debug(
         "probed %s in %.3f s: %d frames, decoder %s",
         path, time.perf_counter() - started, result.frame_count, result.decoder,
     )
     return result
+
+
+def _os_reason(path: Path, exc: OSError) -> str:
+    gone = exc.filename if exc.filename and Path(exc.filename) != path else None
+    what = f"{gone} " if gone else ""
+    if isinstance(exc, FileNotFoundError):
+        return f"{what}disappeared while it was being probed"
+    return f"{what}could not be read while it was being probed: {exc.strerror or exc}"
 
 
 def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
