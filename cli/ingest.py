@@ -96,8 +96,11 @@ def labels(
     if json:
         print_json(report.to_dict())
     else:
-        for o in report.failed:
-            err.print(f"[red]failed[/red] {o.reason}", highlight=False, soft_wrap=True)
+        for o in report.outcomes:
+            if o.status == "failed":
+                err.print(f"[red]failed[/red] {o.reason}", highlight=False, soft_wrap=True)
+            elif o.reason:
+                err.print(f"{o.status} {o.path}: {o.reason}", highlight=False, soft_wrap=True)
         summary = report.summary()
         print_table(list(summary), [list(summary.values())], title="Label files")
         if report.split:

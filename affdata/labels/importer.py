@@ -219,12 +219,78 @@ def _import_one(store: Store, job: _Job, videos: dict[str, tuple[int, int]],
     if job.abaw is not None:
         tables = [_with_track(t, job.abaw) for t in tables]
     checked = [_fit(t, videos, fmt, length_policy) for t in tables]
-    status, n_rows = store_tables(
-        store, checked, source=source_name, version=version,
-        kind=kind or ("model" if tables and tables[0].kind == "model" else "dataset"),
-        key=job.key, path=job.path, fmt=fmt, digest=digest, length_policy=length_policy,
-        details=_details(job, fmt, tables), replace=replace)
+    try:
+        status, n_rows = store_tables(
+            store, checked, source=source_name, version=version,
+            kind=kind or ("model" if tables and tables[0].kind == "model" else "dataset"),
+            key=job.key, path=job.path, fmt=fmt, digest=digest, length_policy=length_policy,
+            details=_details(job, fmt, tables), replace=replace)
+    except Exception as exc:
+        if not is_unique_violation(exc):
+            raise
+        # rolled back: another file (or another process) holds these labels already
+        _refuse_conflict(store, checked, source=source_name, version=version, key=job.key,
+                         path=job.path, digest=digest)
+        return FileOutcome(str(job.path), "unchanged", source_name, fmt,
+                           reason="imported by another process at the same time")
     return FileOutcome(str(job.path), status, source_name, fmt, len({v for _, v in checked}), n_rows)
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A unique-key violation, as SQLAlchemy or either driver raises it (bulk loads go through
+    the driver's cursor or COPY, so their errors arrive unwrapped)."""
+    import sqlite3
+
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.IntegrityError):
+        return "UNIQUE constraint failed" in str(orig)
+    try:
+        from psycopg.errors import UniqueViolation
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(orig, UniqueViolation)
+
+
+_LABEL_TABLE_OF_TASK = {"va": "va_label", "au": "au_label", "expr": "expr_label"}
+
+
+def _refuse_conflict(store: Store, tables: Sequence[tuple[LabelTable, int]], *, source: str, version: str,
+                     key: str, path: Path, digest: str) -> None:
+    """After a unique-key violation: return if another process has just imported this very file
+    (same key, same bytes); otherwise raise one line naming the file that holds these labels.
+
+    Two files with the same (video, track, source) and overlapping frames (a Training file
+    copied into Validation, a CSV and its copy) would give a frame two values of one source:
+    the second is refused, whichever process gets there second.
+    """
+    with store.connect() as conn:
+        existing = _existing(conn, source, version, key)
+        if existing is not None:
+            if existing.sha256 == digest:
+                return
+            raise LabelFormatError(path, f"another process imported a different version of this file into "
+                                         f"source {source!r} at the same time; run the import again "
+                                         "(with --replace to swap its labels)")
+        for table, video_id in tables:
+            frames = table.frames
+            if not len(frames):
+                continue
+            for task in _tasks_of(table):
+                other = conn.execute(text(
+                    f"SELECT i.path, i.key FROM {_LABEL_TABLE_OF_TASK[task]} l "
+                    "JOIN track t ON t.id = l.track_id JOIN label_source s ON s.id = l.source_id "
+                    "JOIN label_import i ON i.id = l.import_id "
+                    "WHERE t.video_id = :v AND t.name = :t AND s.name = :n AND s.version = :ver "
+                    "AND l.frame_idx BETWEEN :lo AND :hi AND i.key <> :k LIMIT 1"),
+                    {"v": video_id, "t": table.track, "n": source, "ver": version, "k": key,
+                     "lo": int(frames.min()), "hi": int(frames.max())}).first()
+                if other is not None:
+                    raise LabelFormatError(path, (
+                        f"{task.upper()} labels of video {table.video!r} track {table.track!r} in source "
+                        f"{source!r} are already imported from {other.path}: one file per video, track "
+                        "and source (remove the copy, or import it as another --source)"))
+    raise LabelFormatError(path, f"conflicts with labels of source {source!r} that another process "
+                                 "imported at the same time; run the import again")
 
 
 def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, source: str, version: str,
