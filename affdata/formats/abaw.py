@@ -35,6 +35,7 @@ from affdata.formats.table import (
     check_classes,
     check_presence,
     check_va,
+    check_va_pair,
     file_stem,
     split_track,
 )
@@ -118,6 +119,7 @@ def read_abaw_task_file(path: str | Path, task: str) -> LabelTable:
         va = {VA_HEADER[k]: values[:, i] for i, k in enumerate(ids)}
         out.valence = check_va(errs, "valence", va["valence"], sentinel=True)
         out.arousal = check_va(errs, "arousal", va["arousal"], sentinel=True)
+        check_va_pair(errs, out.valence, out.arousal)
     elif task == "au":
         out.au_numbers = ids
         out.au_present = check_presence(errs, names, values)

@@ -30,6 +30,7 @@ from affdata.formats.table import (
     check_frames,
     check_presence,
     check_va,
+    check_va_pair,
     encode,
     split_tables,
     split_track,
@@ -124,6 +125,7 @@ def read_abaw_multitask(
     if "valence" in roles:
         valence = check_va(errs, "valence", col("valence"), sentinel=True)
         arousal = check_va(errs, "arousal", col("arousal"), sentinel=True)
+        check_va_pair(errs, valence, arousal)
     if "expression" in roles:
         expr = check_classes(errs, "expression", col("expression"), order)
     if aus:

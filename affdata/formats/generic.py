@@ -29,6 +29,7 @@ from affdata.formats.table import (
     check_frames,
     check_presence,
     check_va,
+    check_va_pair,
     encode,
     file_stem,
     fmt,
@@ -160,6 +161,7 @@ def read_generic(
             values = num(i)
             values[values == VA_MISSING] = np.nan
             setattr(out, role, check_va(errs, names[i], values, sentinel=False))
+        check_va_pair(errs, out.valence, out.arousal, missing="unannotated")
     if col["expr"] is not None:
         expr_name = names[col["expr"]]
         out.expr = _expressions(errs, expr_name, table.column(f"c{col['expr']}"), order)

@@ -37,6 +37,7 @@ from affdata.formats.table import (
     LabelTable,
     check_frames,
     check_va,
+    check_va_pair,
     encode,
     file_stem,
     fmt,
@@ -92,6 +93,7 @@ def read_pyfeat(
     if role["valence"] is not None and role["arousal"] is not None:
         out.valence = check_va(errs, "valence", num(role["valence"]), sentinel=False)
         out.arousal = check_va(errs, "arousal", num(role["arousal"]), sentinel=False)
+        check_va_pair(errs, out.valence, out.arousal, missing="empty")
     if au_idx:
         p = np.column_stack([num(i) for i in au_idx])
         _check_probability(errs, [names[i] for i in au_idx], p)

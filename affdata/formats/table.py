@@ -135,6 +135,23 @@ def check_va(errs: FirstError, name: str, values: np.ndarray, *, sentinel: bool)
     return np.where(missing, np.nan, values)
 
 
+def check_va_pair(errs: FirstError, valence: np.ndarray, arousal: np.ndarray, *,
+                  missing: str = "-5") -> None:
+    """Refuse a row where only one of valence and arousal is unannotated (``-5,0.3``).
+
+    Valence and arousal are one rating, stored as one row: a half-annotated line would
+    otherwise be dropped without a word. ``valence`` and ``arousal`` are NaN where unannotated
+    (as :func:`check_va` returns them); ``missing`` is how the file writes that.
+    """
+    half = np.isnan(valence) != np.isnan(arousal)
+
+    def reason(i: int) -> str:
+        v, a = (missing if x != x else fmt(x) for x in (valence[i], arousal[i]))
+        return f"valence {v} and arousal {a}: only one of the two is annotated (a frame has both or neither)"
+
+    errs.check(half, reason)
+
+
 def check_presence(
     errs: FirstError, names: list[str], values: np.ndarray, *, allow_nan: bool = False
 ) -> np.ndarray:

@@ -95,6 +95,7 @@ BAD_CASES = {
     "non-numeric": (3, "0.1,abc", "abc"),
     "wrong column count": (5, "0.1,0.2,0.3", "expected 2 values, got 3"),
     "out of range": (7, "1.7,0.2", "1.7"),
+    "half-annotated": (9, "-5,0.3", "valence -5 and arousal 0.3: only one of the two is annotated"),
 }
 
 
