@@ -101,6 +101,8 @@ def labels(
                 err.print(f"[red]failed[/red] {o.reason}", highlight=False, soft_wrap=True)
             elif o.reason:
                 err.print(f"{o.status} {o.path}: {o.reason}", highlight=False, soft_wrap=True)
+        for path, reason in report.skipped:
+            err.print(f"skipped {path}: {reason}", highlight=False, soft_wrap=True)
         summary = report.summary()
         print_table(list(summary), [list(summary.values())], title="Label files")
         if report.split:

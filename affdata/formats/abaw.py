@@ -266,25 +266,35 @@ def _match(name: str, table: tuple[tuple[str, re.Pattern[str]], ...]) -> str | N
     return next((key for key, rx in table if rx.match(name)), None)
 
 
-def scan_abaw(root: str | Path) -> list[AbawFile]:
+def scan_abaw(root: str | Path, skipped: list[tuple[Path, str]] | None = None) -> list[AbawFile]:
     """Every ``<task dir>/<part dir>/<video>.txt`` under ``root``, sorted by task, part, name.
 
     Task folders are ``VA_Set``, ``EXPR_Set``, ``AU_Set`` and the ABAW2 ``*_Challenge`` names
-    (any case); part folders are ``Training_Set`` / ``Train_Set``, ``Validation_Set``,
-    ``Test_Set`` and plain ``train`` / ``val`` / ``test``. The root may be the release folder or
-    any folder above it.
+    (any case) that hold at least one part folder; part folders are ``Training_Set`` /
+    ``Train_Set``, ``Validation_Set``, ``Test_Set`` and plain ``train`` / ``val`` / ``test``.
+    The root may be the release folder or any folder above it, whatever its own name (a release
+    called ``va_2020`` holds task folders; it is not one). What is passed over inside the task
+    folders (a folder named like a label file, a file that is not ``.txt``, a folder that is not
+    a part) is appended to ``skipped`` as ``(path, reason)``; hidden entries are not.
     """
     root = Path(root)
     if not root.is_dir():
         raise LabelFormatError(root, "not a folder")
+    skipped = skipped if skipped is not None else []
     found: list[AbawFile] = []
     for task, task_dir in _task_dirs(root):
-        for part_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-            part = _match(part_dir.name, _PART_DIRS)
+        for part_dir in _visible(task_dir):
+            part = _match(part_dir.name, _PART_DIRS) if part_dir.is_dir() else None
             if part is None:
+                if part_dir.is_dir():
+                    skipped.append((part_dir, "not a part folder (Training_Set, Validation_Set, Test_Set)"))
                 continue
-            for f in sorted(part_dir.iterdir()):
-                if f.is_file() and f.suffix.lower() == ".txt" and not f.name.startswith("."):
+            for f in _visible(part_dir):
+                if f.suffix.lower() != ".txt":
+                    skipped.append((f, "not a .txt annotation file"))
+                elif not f.is_file():
+                    skipped.append((f, "a folder named like an annotation file, not a file"))
+                else:
                     video, track = split_track(f.stem)
                     found.append(AbawFile(f, task, part, video, track))
     order = {t: i for i, t in enumerate(TASKS)}
@@ -293,10 +303,28 @@ def scan_abaw(root: str | Path) -> list[AbawFile]:
     return found
 
 
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _is_task_dir(folder: Path) -> str | None:
+    """The task of a task folder: a task name holding at least one part folder, else None."""
+    task = _match(folder.name, _TASK_DIRS)
+    if task is None:
+        return None
+    try:
+        with os.scandir(folder) as entries:
+            if any(e.is_dir() and _match(e.name, _PART_DIRS) for e in entries):
+                return task
+    except OSError:
+        pass
+    return None
+
+
 def _task_dirs(root: Path, depth: int = 3) -> list[tuple[str, Path]]:
     """Task folders at most ``depth`` levels below ``root``, not looking inside them (a release
     folder may also hold millions of cropped frames, which must not be walked)."""
-    own = _match(root.name, _TASK_DIRS)
+    own = _is_task_dir(root)
     if own is not None:
         return [(own, root)]
     found: list[tuple[str, Path]] = []
@@ -311,7 +339,7 @@ def _task_dirs(root: Path, depth: int = 3) -> list[tuple[str, Path]]:
             except OSError:
                 continue
             for entry in map(Path, entries):
-                task = _match(entry.name, _TASK_DIRS)
+                task = _is_task_dir(entry)
                 if task is not None:
                     found.append((task, entry))
                 else:

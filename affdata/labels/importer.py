@@ -58,6 +58,8 @@ class FileOutcome:
 class LabelImportReport:
     outcomes: list[FileOutcome] = field(default_factory=list)
     split: dict[str, Any] | None = None
+    #: what a release folder holds that is not an annotation file: (path, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -76,11 +78,11 @@ class LabelImportReport:
 
     def summary(self) -> dict[str, int]:
         statuses = ("imported", "replaced", "unchanged", "failed")
-        return {s: self.count(s) for s in statuses} | {"label_rows": self.rows}
+        return {s: self.count(s) for s in statuses} | {"skipped": len(self.skipped), "label_rows": self.rows}
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary(), "files": [asdict(o) for o in self.outcomes],
-                "split": self.split}
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "split": self.split}
 
 
 @dataclass(frozen=True)
@@ -93,13 +95,14 @@ class _Job:
     abaw: AbawFile | None = None
 
 
-def _jobs(paths: Sequence[Path], fmt: str | None) -> tuple[list[_Job], list[AbawFile]]:
+def _jobs(paths: Sequence[Path], fmt: str | None,
+          skipped: list[tuple[Path, str]]) -> tuple[list[_Job], list[AbawFile]]:
     jobs: list[_Job] = []
     abaw_files: list[AbawFile] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = scan_abaw(path)
+            found = scan_abaw(path, skipped)
             if not found:
                 raise LabelFormatError(path, "no ABAW annotation files (VA_Set/..., AU_Set/..., EXPR_Set/...) in this folder")
             abaw_files += found
@@ -143,10 +146,11 @@ def import_labels(
         raise ConfigError(f"unknown length policy {length_policy!r}; use one of {', '.join(LENGTH_POLICIES)}")
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"unknown source kind {kind!r}; use one of {', '.join(KINDS)}")
-    jobs, abaw_files = _jobs(paths, fmt)
+    skipped: list[tuple[Path, str]] = []
+    jobs, abaw_files = _jobs(paths, fmt, skipped)
     if on_found:
         on_found(len(jobs))
-    report = LabelImportReport()
+    report = LabelImportReport(skipped=[(str(p), reason) for p, reason in skipped])
     videos = _video_index(store)
     for job in jobs:
         try:
