@@ -30,7 +30,7 @@ from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
 from affdata.schema import utcnow
 from affdata.video import VideoProbe, list_videos, probe
-from affdata.workers import RECYCLE_EVERY, WorkerDiedError, map_in_workers
+from affdata.workers import RECYCLE_EVERY, map_in_workers
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def _probes(paths: Sequence[Path], workers: int, fps: float | None,
 
 
 def _reason(exc: BaseException, path: Path) -> str:
-    if not isinstance(exc, AffdataError | WorkerDiedError):  # an unexpected crash: say what it was
+    if not isinstance(exc, AffdataError):  # an unexpected crash: say what it was
         log.debug("probing %s failed", path, exc_info=exc)
         return f"{type(exc).__name__}: {exc}"
     reason = getattr(exc, "reason", None)

@@ -26,6 +26,8 @@ from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
+from affdata.errors import AffdataError
+
 RECYCLE_EVERY = 25
 
 T = TypeVar("T")
@@ -40,7 +42,7 @@ def recycled_pool(workers: int, ctx: BaseContext | None = None) -> ProcessPoolEx
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx or worker_context())
 
 
-class WorkerDiedError(RuntimeError):
+class WorkerDiedError(AffdataError):
     """The worker process running a task died (killed, out of memory, a crash in native code)."""
 
 

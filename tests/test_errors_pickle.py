@@ -78,7 +78,7 @@ def _make(cls: type) -> BaseException:
 
 def test_discovery_finds_the_known_errors() -> None:
     names = {c.__name__ for c in ERROR_TYPES}
-    assert {"AffdataError", "InputError", "VideoError", "LabelFormatError", "SQLError",
+    assert {"AffdataError", "InputError", "VideoError", "LabelFormatError", "SQLError", "WorkerDiedError",
             "ModelError", "ExportError", "CheckpointError", "TargetError"} <= names
 
 
