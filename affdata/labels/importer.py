@@ -230,7 +230,7 @@ def _import_one(store: Store, job: _Job, videos: dict[str, tuple[int, int]],
             key=job.key, path=job.path, fmt=fmt, digest=digest, length_policy=length_policy,
             details=_details(job, fmt, tables), replace=replace)
     except Exception as exc:
-        if not is_unique_violation(exc):
+        if not _is_unique_violation(exc):
             raise
         # rolled back: another file (or another process) holds these labels already
         _refuse_conflict(store, checked, source=source_name, version=version, key=job.key,
@@ -240,7 +240,7 @@ def _import_one(store: Store, job: _Job, videos: dict[str, tuple[int, int]],
     return FileOutcome(str(job.path), status, source_name, fmt, len({v for _, v in checked}), n_rows)
 
 
-def is_unique_violation(exc: BaseException) -> bool:
+def _is_unique_violation(exc: BaseException) -> bool:
     """A unique-key violation, as SQLAlchemy or either driver raises it (bulk loads go through
     the driver's cursor or COPY, so their errors arrive unwrapped)."""
     import sqlite3
