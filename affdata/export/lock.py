@@ -65,10 +65,12 @@ def _alive(pid: Any) -> bool:
 
 
 def _refused(out: Path, path: Path, fd: int) -> BusyError:
-    """The holder of a lock this process could not take (its details may still be being written)."""
+    """The holder of a lock this process could not take. Its details may still be being written
+    (the file is empty, or still names the dead process it took over from): wait up to a second."""
+    host = socket.gethostname()
     for _ in range(20):
         info = _read(fd)
-        if info:
+        if info and (info.get("host") != host or _alive(info.get("pid"))):
             break
         time.sleep(0.05)
     who = _holder(info) if info else "another process (it has not written its details yet)"

@@ -137,3 +137,19 @@ def test_a_failed_export_releases_the_lock(loaded: Store, tmp_path: Path) -> Non
         export_part(loaded, out=tmp_path / "out", split="official", part="nope")
     assert not (tmp_path / "out.lock").exists()
     assert export_part(loaded, out=tmp_path / "out", **SMALL).rows > 0
+
+
+def test_the_lock_excludes_within_one_process_too_and_is_gone_after(tmp_path: Path) -> None:
+    from affdata.export.lock import export_lock
+
+    out = tmp_path / "out"
+    with export_lock(out) as path:
+        held = json.loads(path.read_text())
+        assert held["pid"] == os.getpid() and held["host"] == socket.gethostname() and held["since"]
+        with pytest.raises(BusyError, match=f"pid {os.getpid()} on host "):
+            with export_lock(out):
+                pass
+        assert path.is_file()
+    assert not path.exists()
+    with export_lock(out):  # free again
+        pass
