@@ -36,13 +36,15 @@ def _full_after(monkeypatch: pytest.MonkeyPatch, flushes: int) -> None:
     monkeypatch.setattr(ShardWriter, "_flush", flush)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_disk_full_keeps_the_complete_shards_and_resumes_to_the_same_bytes(
-        loaded: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        loaded: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """With workers, their spool files of videos ahead of the writer are removed too."""
     reference = export_part(loaded, out=tmp_path / "ref", **SMALL)
     out, staging = tmp_path / "out", tmp_path / "out.partial"
     _full_after(monkeypatch, 7)  # 40-row shards of 16+16+8-row groups: mid-way through shard 3
     with pytest.raises(DiskFullError) as caught:
-        export_part(loaded, out=out, **SMALL)
+        export_part(loaded, out=out, workers=workers, **SMALL)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{out}: no space left on the device while exporting (")
     assert " MiB free after clean-up" in message
