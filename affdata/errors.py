@@ -74,5 +74,17 @@ class VideoError(InputError):
     """A video (or frame folder) that cannot be opened, probed or decoded."""
 
 
+class VideoChangedError(VideoError):
+    """A video whose file differs from the one ingested (size, sampled bytes or content hash)."""
+
+
 class LabelFormatError(InputError):
     """An annotation file that does not parse or whose values are out of range."""
+
+
+class BusyError(AffdataError):
+    """Another process holds what this one needs (an export's output folder): the message names it."""
+
+
+class DiskFullError(AffdataError):
+    """No space left on the device being written: the message says where and what was kept."""

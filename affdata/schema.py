@@ -98,6 +98,10 @@ class Video(Base):
     kind: Mapped[str] = mapped_column(String(16))
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    #: newest modification time (ns) at ingest, and sha256 of sampled bytes: what export checks
+    #: the file against cheaply (affdata.video.identity); NULL for videos ingested before 0005
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    sample_hash: Mapped[str | None] = mapped_column(String(64))
     container: Mapped[str] = mapped_column(String(64))
     codec: Mapped[str] = mapped_column(String(64))
     #: index of the chosen video stream among the container's streams (NULL for frame folders)

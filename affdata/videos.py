@@ -141,6 +141,7 @@ def register(store: Store, info: VideoProbe, subject: str | None = None, name: s
         row = {
             "name": name, "subject_id": subject_id, "path": path, "kind": info.kind,
             "content_hash": info.content_hash, "size_bytes": info.size_bytes,
+            "mtime_ns": info.mtime_ns, "sample_hash": info.sample_hash,
             "container": info.container, "codec": info.codec, "stream_index": info.stream_index,
             "decoder": info.decoder, "fps_num": info.fps_num, "fps_den": info.fps_den,
             "frame_count": info.frame_count, "width": info.width, "height": info.height,
@@ -175,12 +176,18 @@ def _insert_video(dialect: str) -> Any:
 
 
 def _known(conn: Connection, found: Any, path: str, info: VideoProbe) -> IngestOutcome:
+    identity = {"m": info.mtime_ns, "s": info.sample_hash, "i": found.id}
     if found.path == path:
+        # the probe hashed it in full: its identity as it is now (a copy's mtime, a row from before 0005)
+        conn.execute(text("UPDATE video SET mtime_ns = :m, sample_hash = :s WHERE id = :i "
+                          "AND (mtime_ns IS NULL OR mtime_ns <> :m OR sample_hash IS NULL OR sample_hash <> :s)"),
+                     identity)
         return IngestOutcome(path, "present", found.name, info.frame_count, info.decoder)
     if Path(found.path).exists():
         return IngestOutcome(path, "present", found.name, info.frame_count, info.decoder,
                              reason=f"same content as {found.path}")
-    conn.execute(text("UPDATE video SET path = :p WHERE id = :i"), {"p": path, "i": found.id})
+    conn.execute(text("UPDATE video SET path = :p, mtime_ns = :m, sample_hash = :s WHERE id = :i"),
+                 {"p": path, **identity})
     return IngestOutcome(path, "moved", found.name, info.frame_count, info.decoder,
                          reason=f"was at {found.path}")
 

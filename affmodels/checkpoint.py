@@ -7,7 +7,9 @@ run killed while saving leaves the previous checkpoint intact:
 arguments), ``model_config``, ``vocabulary`` (AU names and expression classes, in the order of
 the model's outputs), ``model`` (state dict; for a GAN, ``generator`` and ``discriminator``),
 ``optimizer``/``scheduler`` state, ``step``, ``epoch``, ``loader`` (the data stream's position),
-``rng`` (torch CPU and CUDA generator states), ``history`` (per-epoch records), ``best``.
+``rng`` (torch CPU and CUDA generator states), ``history`` (per-epoch records), ``best``,
+``epoch_totals`` (the running loss sums of a checkpoint taken mid-epoch, else None:
+:mod:`affmodels.epoch_totals`).
 """
 
 from __future__ import annotations

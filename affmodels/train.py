@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from affmodels.checkpoint import (
     set_rng_state,
 )
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
+from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import RunFolderError
 from affmodels.evaluate import evaluate_model, score
 from affmodels.losses import LossWeights, multitask_loss
@@ -143,6 +143,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
     best: float | None = None
     step, start_epoch = 0, 0
     pending_rng = None
+    carried = EpochTotals()
     if cfg.resume:
         state = load_checkpoint(out / "last.pt", map_location=d.device)
         model.load_state_dict(state["model"])
@@ -154,26 +155,28 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         stream.set_epoch(start_epoch)
         loader.load_state_dict(state["loader"])
         pending_rng = state["rng"]
+        carried = EpochTotals.resumed(state, start_epoch)
         log.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
     net = DistributedDataParallel(model) if d.enabled else model
     if on_start:
         on_start(steps_per_epoch, cfg.epochs)
 
-    def checkpoint(epoch: int, name: str = "last.pt") -> None:
+    def checkpoint(epoch: int, name: str = "last.pt", totals: EpochTotals | None = None) -> None:
+        """``totals``: the running sums of a checkpoint taken mid-epoch (module epoch_totals)."""
         if d.main:
             save_checkpoint(out / name, {
                 "kind": "multitask", "config": asdict(cfg), "model_config": asdict(mcfg), "vocabulary": vocab,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch,
                 "loader": loader.state_dict(), "rng": rng_state(),
-                "history": [r.to_dict() for r in history], "best": best})
+                "history": [r.to_dict() for r in history], "best": best,
+                "epoch_totals": totals.state_dict() if totals is not None else None})
 
     stopped = False
     for epoch in range(start_epoch, cfg.epochs):
         stream.set_epoch(epoch)
         net.train()
-        sums: dict[str, float] = {}
-        batches, started, samples = 0, time.perf_counter(), 0
+        totals = carried if epoch == start_epoch else EpochTotals()
         for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
             batch = {k: (v.to(d.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
@@ -184,24 +187,21 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
             optimizer.step()
             scheduler.step()
             step += 1
-            batches += 1
-            samples += int(batch["image"].shape[0])
-            for k, v in {"loss": total.detach(), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+            totals.add({"loss": total.detach(), **parts}, int(batch["image"].shape[0]))
             if progress:
                 progress(1)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                checkpoint(epoch)
+                checkpoint(epoch, totals=totals)
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 stopped = True
                 break
         if stopped:
-            checkpoint(epoch)  # mid-epoch: the loader state says where to resume
+            checkpoint(epoch, totals=totals)  # mid-epoch: the loader state says where to resume
             break
-        seconds = time.perf_counter() - started
+        seconds = totals.seconds()
         record = EpochRecord(epoch=epoch, step=step, lr=float(scheduler.get_last_lr()[0]),
-                             train={k: v / max(batches, 1) for k, v in sums.items()},
-                             seconds=round(seconds, 2), samples_per_s=round(samples * d.world_size / max(seconds, 1e-9), 1))
+                             train=totals.means(), seconds=round(seconds, 2),
+                             samples_per_s=round(totals.samples * d.world_size / max(seconds, 1e-9), 1))
         if cfg.val and d.main:
             metrics = evaluate_model(model, cfg.val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
             record.val = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -40,6 +40,7 @@ def export(
     row_group_size: Annotated[int, typer.Option(help="Rows per row group (what a streaming reader holds).")] = 512,
     workers: Annotated[int, typer.Option(help="Decode, crop and encode in this many processes (same output).")] = 1,
     include_unlabelled: Annotated[bool, typer.Option("--include-unlabelled", help="Also export frames without a label of the exported tasks.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Hash every video in full before exporting (default: size, modification time and sampled bytes).")] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -51,7 +52,8 @@ def export(
     meta/info.json (vocabularies, counts, class frequencies, shard hashes, label state).
     Same store and arguments give byte-identical files. An interrupted export resumes when run
     again with the same arguments; the previous export stays in place until the new one is
-    complete. Format: docs/export-format.md.
+    complete. One export at a time per output folder (OUT.lock). A video changed since ingest
+    is refused before any shard is written. Format: docs/export-format.md.
 
     Example: affdata export --split official --part train --out exports/train
     """
@@ -69,7 +71,7 @@ def export(
         result = export_part(store, split=split, part=part, out=out, size=size,
                              tasks=tasks.split(","), source=source, image=image, quality=quality,
                              margin=margin, shard_size=shard_size, row_group_size=row_group_size,
-                             workers=workers, include_unlabelled=include_unlabelled,
+                             workers=workers, include_unlabelled=include_unlabelled, verify=verify,
                              progress=bar, on_total=bar.total)
     if json:
         print_json(result.to_dict())

@@ -73,6 +73,9 @@ class VideoRef:
     content_hash: str
     source: VideoSourceRow
     tracks: tuple[TrackRef, ...]
+    #: the identity stored at ingest (affdata.video.identity); None for rows from before 0005
+    mtime_ns: int | None = None
+    sample_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def part_videos(conn: Connection, ref: SplitRef) -> list[VideoRef]:
     """The part's videos (by name) and their tracks (by name), with each track's subject."""
     videos = conn.execute(text(
         "SELECT v.id, v.name, v.content_hash, v.path, v.kind, v.decoder, v.stream_index, "
-        "v.frame_count, v.width, v.height, v.size_bytes FROM video v "
+        "v.frame_count, v.width, v.height, v.size_bytes, v.mtime_ns, v.sample_hash FROM video v "
         "JOIN split_assignment a ON a.video_id = v.id WHERE a.split_id = :s AND a.part = :p"),
         {"s": ref.id, "p": ref.part}).all()
     tracks: dict[int, list[TrackRef]] = {}
@@ -172,7 +175,7 @@ def part_videos(conn: Connection, ref: SplitRef) -> list[VideoRef]:
         source = VideoSourceRow(v.path, v.kind, v.decoder, v.stream_index, int(v.frame_count),
                                 int(v.width), int(v.height), v.size_bytes)
         mine = tuple(sorted(tracks.get(v.id, []), key=lambda t: t.name))
-        out.append(VideoRef(v.id, v.name, v.content_hash, source, mine))
+        out.append(VideoRef(v.id, v.name, v.content_hash, source, mine, v.mtime_ns, v.sample_hash))
     return out
 
 
@@ -323,6 +326,14 @@ def select_rows(labels: TrackLabels, tasks: Sequence[str], include_unlabelled: b
     if not include_unlabelled:
         keep &= labels.has_va | labels.has_expr | labels.has_au
     return labels.take(np.flatnonzero(keep))
+
+
+def refresh_identity(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store the identity of videos whose content was just hashed in full and found unchanged
+    (``id``, ``mtime_ns``, ``sample_hash``)."""
+    if rows:
+        conn.execute(text("UPDATE video SET mtime_ns = :mtime_ns, sample_hash = :sample_hash WHERE id = :id"),
+                     list(rows))
 
 
 def record_export(conn: Connection, ref: SplitRef, out_dir: str, format_version: int, state: str,

@@ -10,12 +10,15 @@ longest video's labels, not the dataset.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import shutil
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from affdata.db import Store
-from affdata.errors import ConfigError
+from affdata.errors import ConfigError, DiskFullError
 from affdata.export import plan as planning
 from affdata.export.crop import CROP_POLICY, crop_boxes
 from affdata.export.encode import (
@@ -40,10 +43,12 @@ from affdata.export.encode import (
     read_spool,
     spool_video,
 )
+from affdata.export.lock import export_lock
 from affdata.export.manifest import Stats, build_manifest, fingerprint, manifest_bytes
 from affdata.export.plan import TASKS, Scope, TrackLabels, VideoRef, Vocabulary
 from affdata.export.rows import FORMAT_VERSION, build_batch, export_schema
 from affdata.export.shards import ShardWriter, Staging
+from affdata.export.unchanged import check_unchanged
 from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
 
 log = logging.getLogger(__name__)
@@ -120,66 +125,117 @@ def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 1
                 tasks: Sequence[str] = TASKS, source: str = planning.CONSENSUS, image: str = "jpeg",
                 quality: int = 90, margin: float = 1.2, shard_size: int = 8192,
                 row_group_size: int = 512, workers: int = 1, include_unlabelled: bool = False,
-                progress: Progress | None = None, on_total: Progress | None = None) -> ExportResult:
+                verify: bool = False, progress: Progress | None = None,
+                on_total: Progress | None = None) -> ExportResult:
     """Export one part of a split (docs/export-format.md); resumes an interrupted identical run.
 
     ``split`` is ``NAME`` (newest version) or ``NAME@VERSION``; ``source`` is ``consensus``
     (the views) or one label source's name (``NAME@VERSION`` where it has several).
     ``progress(n)`` hears of track-frames done (written, skipped as unlabelled, or resumed);
     ``on_total(n)`` is told their number first. Records the run in the store's ``export``.
+
+    Holds ``OUT.lock`` throughout (:class:`BusyError` when another export holds it). Before any
+    shard is written, every video is compared with what was ingested (size, modification time,
+    sampled bytes; the full sha256 with ``verify``) and a changed one is refused
+    (:class:`VideoChangedError`). A full disk is a :class:`DiskFullError` that keeps the complete
+    shards to resume from and removes the rest.
     """
     task_list = _check(size, tasks, image, quality, margin, shard_size, row_group_size, workers)
     out = Path(out).resolve()
     args = {"split": split, "part": part, "source": source, "tasks": task_list, "size": size,
             "image": image, "quality": quality, "margin": margin, "shard_size": shard_size,
             "row_group_size": row_group_size, "include_unlabelled": include_unlabelled}
+    with _one_line_when_disk_full(out, None), export_lock(out):
+        return _export_locked(store, out, args, workers, verify, progress, on_total)
+
+
+def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, verify: bool,
+                   progress: Progress | None, on_total: Progress | None) -> ExportResult:
+    task_list, image, size, quality = args["tasks"], args["image"], args["size"], args["quality"]
+    margin, shard_size, row_group_size = args["margin"], args["shard_size"], args["row_group_size"]
     with store.connect() as conn:
         if not store.is_sqlite:  # one snapshot for the whole export (SQLite: the read transaction)
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        ref, scope = planning.resolve(conn, split, part, source)
+        ref, scope = planning.resolve(conn, args["split"], args["part"], args["source"])
         videos = planning.part_videos(conn, ref)
+        refresh = check_unchanged(videos, verify=verify)
+        if refresh:
+            with store.transaction() as wconn:
+                planning.refresh_identity(wconn, refresh)
         vocab = planning.vocabularies(conn, scope)
         state = planning.label_state(conn, scope, ref, task_list)
         staging = Staging(out)
-        kept = staging.prepare(fingerprint({
-            "format_version": FORMAT_VERSION, "args": args, "versions": _versions(),
-            "split": [ref.id, ref.version, ref.content_hash], "scope": [scope.name, scope.version, scope.source_ids],
-            "vocabulary": vocab.to_json(), "label_state": state, "boxes": planning.box_state(conn, ref),
-            "videos": [[v.id, v.name, v.content_hash, v.source.frame_count, v.source.size_bytes,
-                        [[t.id, t.name, t.subject] for t in v.tracks]] for v in videos]}))
-        if on_total is not None:
-            on_total(sum(v.source.frame_count * len(v.tracks) for v in videos))
-        writer = ShardWriter(staging.dir, export_schema(len(vocab.au_numbers)), shard_size,
-                             row_group_size, start_index=len(kept), on_shard=staging.add)
-        stats = Stats(vocab)
-        run = _Run(conn, scope, vocab, task_list, include_unlabelled, margin, stats,
-                   skip=sum(s.rows for s in kept), progress=progress)
-        job_args = {"size": size, "encoding": image, "quality": quality}
-        try:
-            if workers == 1:
-                _export_inline(run, videos, writer, staging, job_args)
-            else:
-                _export_pool(run, videos, writer, staging, job_args, workers)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-    image_info = {"encoding": image, "size": size, "quality": quality if image == "jpeg" else None,
-                  "channels": 3, "margin": margin, "crop_policy": CROP_POLICY,
-                  "subsampling": JPEG_SUBSAMPLING if image == "jpeg" else None}
-    manifest = build_manifest(
-        format_version=FORMAT_VERSION, split=ref, source=scope.name if scope.consensus else source,
-        tasks=task_list, image=image_info, vocab=vocab, stats=stats, shards=staging.shards,
-        shard_size=shard_size, row_group_size=row_group_size, label_state=state, args=args)
-    blob = manifest_bytes(manifest)
-    digest = hashlib.sha256(blob).hexdigest()
-    staging.finish(blob)
+        with _one_line_when_disk_full(out, staging):
+            kept = staging.prepare(fingerprint({
+                "format_version": FORMAT_VERSION, "args": args, "versions": _versions(),
+                "split": [ref.id, ref.version, ref.content_hash], "scope": [scope.name, scope.version, scope.source_ids],
+                "vocabulary": vocab.to_json(), "label_state": state, "boxes": planning.box_state(conn, ref),
+                "videos": [[v.id, v.name, v.content_hash, v.source.frame_count, v.source.size_bytes,
+                            [[t.id, t.name, t.subject] for t in v.tracks]] for v in videos]}))
+            if on_total is not None:
+                on_total(sum(v.source.frame_count * len(v.tracks) for v in videos))
+            writer = ShardWriter(staging.dir, export_schema(len(vocab.au_numbers)), shard_size,
+                                 row_group_size, start_index=len(kept), on_shard=staging.add)
+            stats = Stats(vocab)
+            run = _Run(conn, scope, vocab, task_list, args["include_unlabelled"], margin, stats,
+                       skip=sum(s.rows for s in kept), progress=progress)
+            job_args = {"size": size, "encoding": image, "quality": quality}
+            try:
+                if workers == 1:
+                    _export_inline(run, videos, writer, staging, job_args)
+                else:
+                    _export_pool(run, videos, writer, staging, job_args, workers)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            image_info = {"encoding": image, "size": size, "quality": quality if image == "jpeg" else None,
+                          "channels": 3, "margin": margin, "crop_policy": CROP_POLICY,
+                          "subsampling": JPEG_SUBSAMPLING if image == "jpeg" else None}
+            manifest = build_manifest(
+                format_version=FORMAT_VERSION, split=ref,
+                source=scope.name if scope.consensus else args["source"], tasks=task_list,
+                image=image_info, vocab=vocab, stats=stats, shards=staging.shards,
+                shard_size=shard_size, row_group_size=row_group_size, label_state=state, args=args)
+            blob = manifest_bytes(manifest)
+            digest = hashlib.sha256(blob).hexdigest()
+            staging.finish(blob)
     with store.transaction() as wconn:
         export_id = planning.record_export(wconn, ref, str(out), FORMAT_VERSION, state, args, digest,
                                            stats.rows)
     log.info("exported %d rows in %d shards to %s", stats.rows, len(staging.shards), out)
     return ExportResult(out, stats.rows, len(staging.shards), len(kept), manifest, digest,
                         export_id, state)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+@contextmanager
+def _one_line_when_disk_full(out: Path, staging: Staging | None) -> Iterator[None]:
+    """``ENOSPC``/``EDQUOT`` become a :class:`DiskFullError`; what cannot be resumed is removed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = out.parent if staging is None else staging.dir
+        if staging is not None:
+            kept, size = staging.drop_unresumable()
+            if kept:
+                what = (f"kept the {kept} complete shards ({_mib(size)}) in {staging.dir}: free space "
+                        f"and run the same command again to resume, or remove {staging.dir}")
+            else:
+                what = f"removed {staging.dir} (no complete shard to resume from)"
+        else:
+            what = "nothing was written"
+        try:
+            free = f"{_mib(shutil.disk_usage(folder if folder.exists() else out.parent).free)} free"
+        except OSError:
+            free = "free space unknown"
+        raise DiskFullError(f"{out}: no space left on the device while exporting ({free} after "
+                            f"clean-up; {exc.strerror or exc}); {what}") from None
 
 
 class _Run:

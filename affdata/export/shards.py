@@ -130,8 +130,11 @@ class ShardWriter:
     def abort(self) -> None:
         """Drop the open shard's writer (its file stays partial and unrecorded)."""
         if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except OSError:  # the disk that failed the write fails the footer too
+                pass
 
 
 class Staging:
@@ -193,6 +196,29 @@ class Staging:
                 break
             kept.append(info)
         return kept
+
+    def drop_unresumable(self) -> tuple[int, int]:
+        """After a failed write (a full disk): remove the open shard, the spool and temporary
+        files, keep the recorded shards and their record; the whole folder when none is complete.
+        Returns the shards kept and their bytes."""
+        if not self.dir.exists():
+            return 0, 0
+        keep = {self.dir / s.path for s in self.shards}
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return 0, 0
+        data = self.dir / "data"
+        for path in sorted(data.glob("*")) if data.is_dir() else []:
+            if path not in keep:
+                path.unlink(missing_ok=True)
+        for name in (SPOOL, "meta"):
+            shutil.rmtree(self.dir / name, ignore_errors=True)
+        (self.dir / (STATE + ".tmp")).unlink(missing_ok=True)
+        try:  # the record may have missed the last shard if writing it was what failed
+            self._save()
+        except OSError:
+            (self.dir / (STATE + ".tmp")).unlink(missing_ok=True)
+        return len(self.shards), sum(s.bytes for s in self.shards)
 
     def add(self, info: ShardInfo) -> None:
         self.shards.append(info)

@@ -25,6 +25,7 @@ import numpy as np
 
 from affdata.errors import VideoError
 from affdata.video.hashing import folder_sha256
+from affdata.video.identity import folder_identity
 from affdata.video.model import VideoProbe
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def probe_frame_folder(path: Path, fps: float | None = None) -> VideoProbe:
     notes.append(f"size {width}x{height} from the first image ({first.name}); checked per image at decode")
 
     files = list(folder.images.values())
+    ident = folder_identity(folder.path, files)
     timestamps = np.arange(count, dtype=np.float64) * (rate.denominator / rate.numerator)
     return VideoProbe(
         path=folder.path,
@@ -137,6 +139,8 @@ def probe_frame_folder(path: Path, fps: float | None = None) -> VideoProbe:
         timestamps=timestamps,
         present=present,
         notes=tuple(notes),
+        mtime_ns=ident.mtime_ns,
+        sample_hash=ident.sample_hash,
     )
 
 

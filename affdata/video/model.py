@@ -72,6 +72,9 @@ class VideoProbe:
     timestamps: np.ndarray = field(repr=False)
     present: np.ndarray = field(repr=False)
     notes: tuple[str, ...] = ()
+    #: the cheap identity export checks the file against (:mod:`affdata.video.identity`)
+    mtime_ns: int | None = None
+    sample_hash: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

@@ -75,6 +75,7 @@ import numpy as np
 from affdata.errors import VideoError
 from affdata.video.frames import probe_frame_folder
 from affdata.video.hashing import file_sha256
+from affdata.video.identity import file_identity
 from affdata.video.model import VideoProbe
 from affdata.video.streams import (
     candidate_video_streams,
@@ -197,6 +198,7 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
             if s.index != stream.index
         ]
         info = _StreamFacts.of(stream, container.format.name)
+    ident = file_identity(path)  # before the full hash: a change in between shows at export
     content_hash = file_sha256(path)
     if not packets:
         raise VideoError(path, "the video stream has no frames")
@@ -282,6 +284,8 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
         timestamps=timestamps,
         present=np.ones(count, dtype=bool),
         notes=tuple(notes),
+        mtime_ns=ident.mtime_ns,
+        sample_hash=ident.sample_hash,
     )
 
 

@@ -14,7 +14,6 @@ class), a ``metrics.jsonl`` record with the discriminator evaluated as a recogni
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from affmodels.checkpoint import (
     save_checkpoint,
 )
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
+from affmodels.epoch_totals import EpochTotals
 from affmodels.evaluate import evaluate_model, score
 from affmodels.gan.augment import DiffAugment
 from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
@@ -211,6 +211,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
     history: list[EpochRecord] = []
     best: float | None = None
     step, start_epoch, pending_rng = 0, 0, None
+    carried = EpochTotals()
     if cfg.resume:
         state = load_checkpoint(out / "last.pt")
         G.load_state_dict(state["generator"])
@@ -223,25 +224,27 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         stream.set_epoch(start_epoch)
         loader.load_state_dict(state["loader"])
         pending_rng = state["rng"]
+        carried = EpochTotals.resumed(state, start_epoch)
     if on_start:
         on_start(len(loader), cfg.epochs)
 
-    def checkpoint(epoch: int, name: str = "last.pt") -> None:
+    def checkpoint(epoch: int, name: str = "last.pt", totals: EpochTotals | None = None) -> None:
+        """``totals``: the running sums of a checkpoint taken mid-epoch (module epoch_totals)."""
         save_checkpoint(out / name, {
             "kind": "gan", "config": asdict(cfg), "generator_config": asdict(gcfg),
             "discriminator_config": asdict(dcfg), "vocabulary": vocab, "image_size": stream.image_size,
             "generator": G.state_dict(), "discriminator": D.state_dict(),
             "optimizer_g": opt_g.state_dict(), "optimizer_d": opt_d.state_dict(), "step": step, "epoch": epoch,
             "loader": loader.state_dict(), "rng": rng_state(), "targets_rng": targets_rng.get_state(),
-            "history": [r.to_dict() for r in history], "best": best})
+            "history": [r.to_dict() for r in history], "best": best,
+            "epoch_totals": totals.state_dict() if totals is not None else None})
 
     stopped = False
     for epoch in range(start_epoch, cfg.epochs):
         stream.set_epoch(epoch)
         G.train()
         D.train()
-        sums: dict[str, float] = {}
-        batches, started, samples = 0, time.perf_counter(), 0
+        totals = carried if epoch == start_epoch else EpochTotals()
         for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
             batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
@@ -263,26 +266,23 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
                 g_loss.backward()
                 opt_g.step()
             step += 1
-            batches += 1
-            samples += len(batch["image"])
-            for key, v in {**d_parts, **{(n if n.startswith("g_") else f"g_{n}"): x for n, x in g_parts.items()},
-                           "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}.items():
-                sums[key] = sums.get(key, 0.0) + float(v)
+            totals.add({**d_parts, **{(n if n.startswith("g_") else f"g_{n}"): x for n, x in g_parts.items()},
+                        "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}, len(batch["image"]))
             if progress:
                 progress(1)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                checkpoint(epoch)
+                checkpoint(epoch, totals=totals)
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 stopped = True
                 break
         if stopped:  # a short run still leaves a grid to look at
             render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"],
                         vocab["au_names"], d.device)
-            checkpoint(epoch)
+            checkpoint(epoch, totals=totals)
             break
-        seconds = time.perf_counter() - started
-        record = EpochRecord(epoch=epoch, step=step, lr=cfg.lr_g, train={key: v / max(batches, 1) for key, v in sums.items()},
-                             seconds=round(seconds, 2), samples_per_s=round(samples / max(seconds, 1e-9), 1))
+        seconds = totals.seconds()
+        record = EpochRecord(epoch=epoch, step=step, lr=cfg.lr_g, train=totals.means(),
+                             seconds=round(seconds, 2), samples_per_s=round(totals.samples / max(seconds, 1e-9), 1))
         if cfg.val:
             metrics = evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device)
             record.val = {key: v for key, v in metrics.items() if isinstance(v, (int, float))}

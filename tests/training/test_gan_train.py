@@ -15,6 +15,7 @@ from affmodels.checkpoint import load_checkpoint, save_checkpoint
 from affmodels.gan.evaluate import evaluate_gan
 from affmodels.gan.train import GanTrainConfig, load_gan, train_gan
 from affmodels.train import TrainConfig, train
+from tests.training.test_train import assert_same_train_records
 from cli.affmodels_app import app
 
 runner = CliRunner()
@@ -48,6 +49,14 @@ def test_resume_reproduces_the_same_next_steps(tiny, tmp_path: Path, extra: dict
     for net in ("generator", "discriminator"):
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), (net, key)
+
+
+def test_a_resumed_epoch_records_the_losses_of_all_its_steps(tiny, tmp_path: Path) -> None:
+    train_gan(gan_config(tiny, tmp_path / "full", max_steps=None))
+    steps = load_checkpoint(tmp_path / "full" / "last.pt")["step"]
+    train_gan(gan_config(tiny, tmp_path / "part", max_steps=steps // 2))
+    train_gan(gan_config(tiny, tmp_path / "part", max_steps=None, resume=True))
+    assert_same_train_records(tmp_path / "full", tmp_path / "part")
 
 
 def test_warmup_steps_train_only_the_discriminator(tiny, tmp_path: Path) -> None:

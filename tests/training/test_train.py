@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -53,6 +54,41 @@ def test_resume_continues_exactly(tiny, tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    assert_same_train_records(tmp_path / "full", tmp_path / "part")
+
+
+def assert_same_train_records(full: Path, part: Path) -> None:
+    """The resumed epoch's train losses average all of its batches, as the uninterrupted run's do."""
+    records = [[json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+               for run in (full, part)]
+    assert [r["epoch"] for r in records[0]] == [r["epoch"] for r in records[1]] and records[0]
+    for a, b in zip(*records):
+        assert a["step"] == b["step"] and a["train"].keys() == b["train"].keys()
+        for key in a["train"]:
+            assert math.isclose(a["train"][key], b["train"][key], rel_tol=1e-9, abs_tol=1e-12), (a["epoch"], key)
+
+
+def test_resume_after_a_kill_mid_epoch_keeps_the_epoch_record(tiny, tmp_path: Path) -> None:
+    """kill -9 after a mid-epoch checkpoint, then --resume: the same records as a run never stopped."""
+    train(config(tiny, tmp_path / "full", epochs=1, threads=1))  # the child process too: same sums
+    steps = load_checkpoint(tmp_path / "full" / "last.pt")["step"]
+    every = steps // 2
+    script = ("import sys, os, signal\n"
+              "from affmodels.train import TrainConfig, train\n"
+              "from affmodels import checkpoint\n"
+              "save = checkpoint.save_checkpoint\n"
+              "def save_then_die(path, state):\n"
+              "    save(path, state)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "import affmodels.train as t\n"
+              "t.save_checkpoint = save_then_die\n"
+              f"train(TrainConfig(**{asdict(config(tiny, tmp_path / 'part', epochs=1, checkpoint_every=every, threads=1))!r}))\n")
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["step"] == every
+    assert not (tmp_path / "part" / "metrics.jsonl").exists()
+    train(config(tiny, tmp_path / "part", epochs=1, checkpoint_every=every, threads=1, resume=True))
+    assert_same_train_records(tmp_path / "full", tmp_path / "part")
 
 
 def test_eval_and_predict(tiny, tmp_path: Path) -> None:
