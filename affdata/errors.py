@@ -59,3 +59,15 @@ class VideoError(InputError):
 
 class LabelFormatError(InputError):
     """An annotation file that does not parse or whose values are out of range."""
+
+
+class NoStoreError(StoreError):
+    """A read was asked of a store that does not exist (no file, or an empty database)."""
+
+
+class StoreFullError(StoreError):
+    """The disk (or the database's size limit) is full: nothing of the failed write was kept."""
+
+
+class QueryTimeoutError(StoreError):
+    """A read-only query ran past its time limit and was cancelled (on the server too)."""

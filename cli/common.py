@@ -51,10 +51,14 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def open_store(db: str | None):
+def open_store(db: str | None, *, create: bool = False):
+    """The store; only commands that write pass ``create=True``, and then a new one is announced."""
     from affdata.db import Store
 
-    return Store(db)
+    store = Store(db, create=create)
+    if store.created:
+        note(f"created a new affdata store at {store.display_url}")
+    return store
 
 
 def _default(obj: Any) -> Any:

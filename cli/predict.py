@@ -38,7 +38,7 @@ def predict(
     au_names, classes = vocab.get("au_names", []), vocab.get("expressions", [])
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
-    store = open_store(db) if into_store else None
+    store = open_store(db, create=True) if into_store else None
     counts = None
     if store is not None:
         from affdata.sql import run_readonly
