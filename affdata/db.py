@@ -130,6 +130,8 @@ def store_error_for(exc: BaseException, where: str) -> StoreError | None:
     them as one line. Anything else (constraint violations, syntax) is left to the caller.
     """
     orig = getattr(exc, "orig", None) or exc
+    if not (isinstance(orig, sqlite3.Error) or type(orig).__module__.startswith("psycopg")):
+        return None
     msg = _first_line(orig)
     state = getattr(orig, "sqlstate", None)
     if state in _FULL_SQLSTATES or "database or disk is full" in msg or "No space left" in msg:

@@ -94,6 +94,13 @@ def grant_reader(conn: Connection, role: str = DEFAULT_ROLE) -> None:
         conn.execute(text(
             f"DO $$ BEGIN CREATE ROLE {r} NOLOGIN; "
             "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"))
+    elif not (me.rolsuper or me.rolcreaterole) and not conn.execute(text(
+            "SELECT pg_has_role(current_user, :r, 'MEMBER')"), {"r": role}).scalar():
+        user = conn.execute(text("SELECT current_user")).scalar()
+        raise StoreError(
+            f"{user!r} is not a member of role {role!r} and may not create roles: run `affdata db "
+            f"grant-reader {role}` once as a superuser or a role with CREATEROLE, and `GRANT {role} "
+            f"TO {user}` so that {user!r} may run affdata sql")
     check_reader(conn, role)
     schema = _q(conn, conn.execute(text("SELECT current_schema()")).scalar())
     conn.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {r}"))
@@ -108,7 +115,8 @@ def grant_reader(conn: Connection, role: str = DEFAULT_ROLE) -> None:
     else:
         # A non-superuser may hand the function over only to a role it can become and that may
         # create in the schema; the reader keeps neither right afterwards.
-        conn.execute(text(f"GRANT {r} TO CURRENT_USER"))
+        if not conn.execute(text("SELECT pg_has_role(current_user, :r, 'MEMBER')"), {"r": role}).scalar():
+            conn.execute(text(f"GRANT {r} TO CURRENT_USER"))
         conn.execute(text(f"GRANT CREATE ON SCHEMA {schema} TO {r}"))
         conn.execute(text(f"ALTER FUNCTION {schema}.{FUNCTION}(text) OWNER TO {r}"))
         conn.execute(text(f"REVOKE CREATE ON SCHEMA {schema} FROM {r}"))

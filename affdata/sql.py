@@ -108,7 +108,8 @@ def _sqlite(store: Store, statement: str, limit: int | None, timeout: float | No
             msg = str(exc)
             if msg == "interrupted" and timeout is not None:
                 raise _timeout_error(timeout) from None
-            if "not authorized" in msg or "readonly" in msg or "read-only" in msg:
+            if "not authorized" in msg or "authorization denied" in msg or "readonly" in msg \
+                    or "read-only" in msg:
                 raise ReadOnlyError(
                     f"affdata sql is read-only: only queries (SELECT, WITH) may run ({msg})"
                 ) from None
@@ -157,6 +158,17 @@ def _describe(raw: Any, statement: str, timeout: float | None) -> tuple[list[str
     return ([res.fname(i).decode(enc) for i in n], [res.ftype(i) for i in n], [res.fmod(i) for i in n])
 
 
+def _set_role(conn: Any, role: str) -> None:
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(f"SET LOCAL ROLE {conn.dialect.identifier_preparer.quote_identifier(role)}")
+    except DBAPIError as exc:
+        user = conn.execute(text("SELECT current_user")).scalar()
+        msg = str(exc.orig).strip().splitlines()[0]
+        raise StoreError(f"cannot run the query as the store's read-only role {role!r} ({msg}): an "
+                         f"administrator can allow it with `GRANT {role} TO {user}`") from None
+
+
 def _postgresql(store: Store, statement: str, limit: int | None, timeout: float | None) -> QueryResult:
     from affdata import reader_role
 
@@ -174,11 +186,13 @@ def _postgresql(store: Store, statement: str, limit: int | None, timeout: float 
                     "create roles (a superuser or CREATEROLE)")
             reader_role.check_reader(conn, role)
             schema = conn.execute(text("SELECT quote_ident(current_schema())")).scalar()
-            conn.exec_driver_sql(f"SET LOCAL ROLE {conn.dialect.identifier_preparer.quote_identifier(role)}")
+            _set_role(conn, role)
             names, oids, mods = _describe(conn.connection.driver_connection, statement, timeout)
+            # Pseudo-types (void, record) cannot be a column of the function's result: as text.
             types = conn.execute(text(
-                "SELECT format_type(t, NULLIF(m, -1)) FROM unnest(CAST(:t AS oid[]), CAST(:m AS int[])) "
-                "WITH ORDINALITY AS x(t, m, i) ORDER BY i"), {"t": oids, "m": mods}).scalars().all()
+                "SELECT CASE WHEN y.typtype = 'p' THEN 'text' ELSE format_type(t, NULLIF(m, -1)) END "
+                "FROM unnest(CAST(:t AS oid[]), CAST(:m AS int[])) WITH ORDINALITY AS x(t, m, i) "
+                "JOIN pg_type y ON y.oid = x.t ORDER BY i"), {"t": oids, "m": mods}).scalars().all()
             # The function's rows must match its column list type for type; the server describes
             # a domain (information_schema's) as its base type, so the query is read through a
             # subquery that casts each column to the type described. That text is parsed and

@@ -110,7 +110,7 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Outpu
 
 def note(message: str) -> None:
     """A side remark for people: on stderr so that stdout stays clean for scripts."""
-    err.print(message, highlight=False)
+    err.print(message, highlight=False, soft_wrap=True)
 
 
 class Bar:
