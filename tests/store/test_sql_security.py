@@ -193,15 +193,14 @@ def test_timeout_must_be_positive(filled: Store) -> None:
 # --- the reader role when the connecting role is not a superuser -----------------------------
 
 
-@pytest.fixture
-def owner_db(backends: Backends, backend: str, tmp_path: Path):
-    """An empty database owned by a fresh login role without CREATEROLE; its URL as that role."""
+def _owner_db(backends: Backends, backend: str, tmp_path: Path, attributes: str):
+    """An empty database owned by a fresh login role (not a superuser); its URL as that role."""
     if backend != "postgresql":
         pytest.skip("PostgreSQL roles")
     owner = f"affdata_test_owner_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE ROLE "{owner}" LOGIN')
+        conn.exec_driver_sql(f'CREATE ROLE "{owner}" LOGIN {attributes}')
     url = backends.empty("postgresql", tmp_path)
     name = sa.engine.make_url(url).database
     with admin.connect() as conn:
@@ -211,6 +210,29 @@ def owner_db(backends: Backends, backend: str, tmp_path: Path):
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{owner}"')
     admin.dispose()
+
+
+@pytest.fixture
+def owner_db(backends: Backends, backend: str, tmp_path: Path):
+    yield from _owner_db(backends, backend, tmp_path, "")
+
+
+@pytest.fixture
+def createrole_owner_db(backends: Backends, backend: str, tmp_path: Path):
+    yield from _owner_db(backends, backend, tmp_path, "CREATEROLE")
+
+
+def test_an_owner_with_createrole_gets_the_reader_on_creation(createrole_owner_db) -> None:
+    as_owner, _, owner = createrole_owner_db
+    with Store(as_owner) as store:
+        assert store.created
+        assert run_readonly(store, "SELECT current_user, session_user").rows == [
+            (reader_role.DEFAULT_ROLE, owner)]
+        with pytest.raises(ReadOnlyError):
+            run_readonly(store, "SELECT set_config('role', session_user, true)")
+        with store.connect() as conn:  # the reader was lent CREATE to take the function over, not kept
+            assert conn.execute(sa.text("SELECT has_schema_privilege(:r, 'public', 'CREATE')"),
+                                {"r": reader_role.DEFAULT_ROLE}).scalar() is False
 
 
 def test_a_role_that_may_not_create_roles_gets_a_clear_way_forward(owner_db, capsys, monkeypatch) -> None:
