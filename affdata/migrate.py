@@ -111,9 +111,9 @@ def ensure_current(engine: Engine, *, create: bool = True) -> bool:
     head = head_revision()
     with engine.connect() as conn:
         tables, rev = _state(conn)
+    refuse_unless_store(_where(engine), tables, rev, allow_empty=create)
     if rev == head:
         return False
-    refuse_unless_store(_where(engine), tables, rev, allow_empty=create)
     if rev is None:
         with begin_write(engine) as conn:
             _lock(conn)
