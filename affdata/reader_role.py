@@ -58,9 +58,10 @@ def check_reader(conn: Connection, role: str) -> None:
     if any(row):
         raise StoreError(f"role {role!r} has SUPERUSER, CREATEROLE, CREATEDB, BYPASSRLS or "
                          "REPLICATION: affdata sql needs a role that may only read")
-    powerful = [r for r in _POWERFUL_ROLES if conn.execute(text(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :p) "
-        "THEN pg_has_role(:r, :p, 'USAGE') ELSE false END"), {"r": role, "p": r}).scalar()]
+    powerful = conn.execute(text(
+        "SELECT p.rolname FROM pg_roles p WHERE p.rolname = ANY(:powerful) "
+        "AND pg_has_role(:r, p.oid, 'USAGE') ORDER BY 1"),
+        {"r": role, "powerful": list(_POWERFUL_ROLES)}).scalars().all()
     if powerful:
         raise StoreError(f"role {role!r} is a member of {', '.join(powerful)}: affdata sql needs a "
                          "role that may only read")

@@ -268,3 +268,22 @@ def test_grant_reader_refuses_a_powerful_role(pg: Store, capsys, monkeypatch) ->
 def test_grant_reader_is_for_postgresql(lite: Store, capsys, monkeypatch) -> None:
     line = affdata(capsys, monkeypatch, "db", "grant-reader", "--db", lite.url).one_line_error()
     assert "PostgreSQL" in line
+
+
+def test_a_reader_that_may_do_more_is_refused(pg: Store, capsys, monkeypatch) -> None:
+    powerful = f"affdata_test_files_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{powerful}" NOLOGIN IN ROLE pg_read_server_files')
+    try:
+        line = affdata(capsys, monkeypatch, "db", "grant-reader", powerful, "--db", pg.url).one_line_error()
+        assert "member of pg_read_server_files" in line
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP ROLE "{powerful}"')
+        admin.dispose()
+    # a reader that someone later lets write is refused before any query runs
+    with pg.transaction() as conn:
+        conn.execute(sa.text(f"GRANT INSERT ON video TO {reader_role.DEFAULT_ROLE}"))
+    with pytest.raises(StoreError, match="may write table video"):
+        run_readonly(pg, "SELECT 1")
