@@ -41,9 +41,9 @@ def predict(
     store = open_store(db, create=True) if into_store else None
     counts = None
     if store is not None:
-        from affdata.sql import run_readonly
+        from affdata.videos import frame_counts
 
-        counts = dict(run_readonly(store, "SELECT name, frame_count FROM video").rows)
+        counts = frame_counts(store)
     files = write_abaw(df, out / "abaw", au_names, classes, counts)
     err.print(f"{len(df)} frames predicted: {out / 'predictions.csv'}, {files} ABAW files in {out / 'abaw'}", highlight=False)
     if store is not None:
