@@ -59,3 +59,7 @@ class VideoError(InputError):
 
 class LabelFormatError(InputError):
     """An annotation file that does not parse or whose values are out of range."""
+
+
+class NothingToExportError(AffdataError):
+    """An export that would write no row at all (no tracks, no boxes, no labels): refused."""

@@ -14,6 +14,15 @@ Importing this package loads neither onnxruntime nor supervision (they load on f
 
 from __future__ import annotations
 
-from affdata.faces.run import DetectOptions, DetectReport, detect_faces
+from typing import Any
 
 __all__ = ["DetectOptions", "DetectReport", "detect_faces"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: the export's workers import affdata.faces.align without the detection pipeline
+    if name in __all__:
+        from affdata.faces import run
+
+        return getattr(run, name)
+    raise AttributeError(name)
