@@ -102,20 +102,27 @@ def link(observations: Sequence[tuple[int, Faces]], shot_starts: Sequence[int], 
     shot_of = lambda f: int(np.searchsorted(starts, f, side="right"))  # noqa: E731
     current_shot, tracker = -1, None
     hits: dict[tuple[int, int], list[tuple[int, Faces, int]]] = {}
+    # detections of the previous detected frame that no track took: ByteTrack confirms a track
+    # that starts mid-shot on its second detection and reports it from there; the first one
+    # is found again here (the left-over detection that overlaps the new track's first box)
+    left_over: tuple[int, Faces, list[int]] = (-1, Faces.empty(), [])
     for frame, faces in observations:
         shot = shot_of(frame)
         if shot != current_shot:
             current_shot, tracker = shot, _byte_track(params, fps)
-        if len(faces) == 0:
-            tracker.update_with_detections(_detections(Faces.empty()))
-            continue
+            left_over = (-1, Faces.empty(), [])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = tracker.update_with_detections(_detections(faces))
-        if len(out) == 0:  # no confirmed track (ByteTrack then returns no data columns)
-            continue
-        for tid, i in zip(out.tracker_id.tolist(), out.data["index"].tolist()):
-            hits.setdefault((shot, int(tid)), []).append((int(frame), faces, int(i)))
+        taken: list[int] = []
+        if len(out):  # (with no confirmed track ByteTrack returns no data columns)
+            for tid, i in zip(out.tracker_id.tolist(), out.data["index"].tolist()):
+                key = (shot, int(tid))
+                if key not in hits:
+                    hits[key] = _first_detection(left_over, faces.boxes[i])
+                hits[key].append((int(frame), faces, int(i)))
+                taken.append(int(i))
+        left_over = (int(frame), faces, [i for i in range(len(faces)) if i not in taken])
     for key in sorted(hits, key=lambda k: (hits[k][0][0], k)):
         seen = hits[key]
         if len(seen) < params.min_detections:
@@ -123,6 +130,22 @@ def link(observations: Sequence[tuple[int, Faces]], shot_starts: Sequence[int], 
         tracks.append(_fill(seen, gap))
     tracks.sort(key=lambda t: (t.frames[0], t.centre_x))
     return tracks
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _first_detection(left_over: tuple[int, Faces, list[int]], box: np.ndarray) -> list[tuple[int, Faces, int]]:
+    frame, faces, free = left_over
+    best = max(free, key=lambda i: _iou(faces.boxes[i], box), default=None)
+    if best is None or _iou(faces.boxes[best], box) < 0.3:
+        return []
+    return [(frame, faces, best)]
 
 
 def _fill(seen: list[tuple[int, Faces, int]], gap: int) -> Track:
