@@ -1,0 +1,143 @@
+"""detect faces in the store (both backends): provenance, replacement rules, and the whole
+pipeline on a real clip through the command line: ingest, detect, export (box and aligned),
+train a tiny model, predict into the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from affdata.boxes import import_boxes
+from affdata.db import Store
+from affdata.errors import NothingToExportError, NotFoundError
+from affdata.export import export_part
+from affdata.faces import DetectOptions, detect_faces
+from affdata.splits import save_split
+from affdata.videos import ingest_videos
+
+CLIP = "pyfeat__single_face.mp4"
+
+
+@pytest.fixture
+def clip_store(store: Store, shared_data: Path) -> Store:
+    assert ingest_videos(store, [shared_data / "videos" / CLIP]).ok
+    return store
+
+
+def _boxes(store: Store) -> list:
+    with store.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT t.name, b.frame_idx, b.origin, b.interpolated, b.source_id, b.leye_x, b.score "
+            "FROM face_box b JOIN track t ON t.id = b.track_id ORDER BY t.name, b.frame_idx")).all()
+
+
+def test_detected_boxes_carry_their_source_and_a_rerun_replaces_only_them(clip_store: Store) -> None:
+    report = detect_faces(clip_store, ["pyfeat__single_face"], options=DetectOptions(stride=8))
+    (video,) = report.videos
+    assert video.status == "detected" and video.tracks == {"main": 72}
+    rows = _boxes(clip_store)
+    assert len(rows) == 72 and {r.origin for r in rows} == {"detector"}
+    assert sum(r.interpolated for r in rows) > 50 and all(r.leye_x is not None for r in rows)
+    assert all((r.score is None) == bool(r.interpolated) for r in rows)
+    with clip_store.connect() as conn:
+        source = conn.execute(sa.text("SELECT kind, name, version, details FROM label_source")).one()
+    details = source.details if isinstance(source.details, dict) else json.loads(source.details)
+    assert (source.kind, source.name) == ("model", "centerface") and report.source == f"centerface@{source.version}"
+    assert details["stride"] == 8 and details["min_score"] == 0.5 and len(details["model_sha256"]) == 64
+    # another stride: another source version, and the old boxes are replaced, not added to
+    second = detect_faces(clip_store, all_videos=True, options=DetectOptions(stride=4))
+    assert second.source != report.source
+    rows = _boxes(clip_store)
+    assert len(rows) == 72 and len({r.source_id for r in rows}) == 1
+    assert sum(not r.interpolated for r in rows) >= 72 // 4
+
+
+def test_boxes_from_a_file_are_never_replaced(clip_store: Store, tmp_path: Path) -> None:
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("video,track,frame,x,y,w,h\n" + "".join(
+        f"pyfeat__single_face,main,{f},10,20,30,40\n" for f in range(5)))
+    import_boxes(clip_store, csv)
+    report = detect_faces(clip_store, ["pyfeat__single_face"], options=DetectOptions(stride=8))
+    assert report.videos[0].status == "kept" and "5 boxes from a file" in report.videos[0].reason
+    rows = _boxes(clip_store)
+    assert [(r.origin, r.source_id, r.interpolated) for r in rows] == [("file", None, False)] * 5
+
+
+def test_unknown_videos_and_missing_arguments_are_errors(clip_store: Store) -> None:
+    with pytest.raises(NotFoundError, match="not in the store: nope"):
+        detect_faces(clip_store, ["nope"])
+    from affdata.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="or pass --all"):
+        detect_faces(clip_store, [])
+    with pytest.raises(ConfigError, match="unknown face detector 'yolo'"):
+        detect_faces(clip_store, all_videos=True, options=DetectOptions(detector="yolo"))
+
+
+def test_export_says_when_a_part_has_no_tracks_and_refuses_an_empty_export(clip_store: Store, tmp_path: Path) -> None:
+    labels = tmp_path / "va.csv"
+    labels.write_text("video,frame,valence,arousal\n" + "".join(
+        f"pyfeat__single_face,{f},0.1,0.2\n" for f in range(72)))
+    with clip_store.connect() as conn:
+        vid = conn.execute(sa.text("SELECT id FROM video")).scalar_one()
+    save_split(clip_store, "s", "video", {vid: "train"})
+    with pytest.raises(NothingToExportError, match="1 of 1 videos have no tracks"):
+        export_part(clip_store, split="s", part="train", out=tmp_path / "o")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+    from affdata.labels import import_labels
+
+    assert import_labels(clip_store, [labels], source="people").ok  # a track 'main', no boxes
+    with pytest.raises(NothingToExportError, match="72 labelled rows have no face box"):
+        export_part(clip_store, split="s", part="train", out=tmp_path / "o")
+    detect_faces(clip_store, all_videos=True, options=DetectOptions(stride=8))
+    result = export_part(clip_store, split="s", part="train", out=tmp_path / "o", size=48, align=True)
+    assert result.rows == 72 and result.warnings == []
+    counts = result.manifest["counts"]
+    assert counts["crops_aligned"] == 72 and counts["rows_skipped_without_box"] == 0
+    assert result.manifest["image"]["align"].startswith("five landmarks")
+
+
+def _invoke(app, *args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_a_real_clip_from_ingest_to_predictions_in_the_store(shared_data: Path, tmp_path: Path, db_url: str) -> None:
+    from cli.affdata_app import app
+    from cli.affmodels_app import app as models
+
+    db = ["--db", db_url]
+    labels = tmp_path / "va.csv"
+    labels.write_text("video,frame,valence,arousal\n" + "".join(
+        f"pyfeat__single_face,{f},{(f % 9 - 4) / 5:.2f},{(f % 5 - 2) / 3:.2f}\n" for f in range(72)))
+    _invoke(app, "ingest", "videos", str(shared_data / "videos" / CLIP), *db)
+    detected = json.loads(_invoke(app, "detect", "faces", "--all", "--stride", "6", "--json", *db))
+    assert detected["videos"][0]["tracks"] == {"main": 72}
+    _invoke(app, "ingest", "labels", str(labels), "--source", "people", *db)
+    _invoke(app, "split", "create", "s", "--by", "video", "--ratios", "1", *db)
+    for part in ("train",):
+        out = json.loads(_invoke(app, "export", "--split", "s", "--part", part, "--out", str(tmp_path / "x"),
+                                 "--size", "32", "--align", "--json", *db))
+        assert out["rows"] == 72 and out["counts"]["crops_aligned"] == 72 and out["warnings"] == []
+    boxes = pq.read_table(tmp_path / "x" / "data" / "shard-00000.parquet", columns=["box"]).column("box").to_pylist()
+    assert all(b is not None and 60 < b[2] < 400 for b in boxes)  # face-sized squares, not the frame
+    sheet = tmp_path / "sheet.png"
+    _invoke(app, "faces", "show", "pyfeat__single_face", "--out", str(sheet), "--frames", "4", *db)
+    assert sheet.stat().st_size > 10_000
+    _invoke(models, "train", "--data", str(tmp_path / "x"), "--out", str(tmp_path / "run"), "--epochs", "1",
+            "--batch-size", "16", "--workers", "0", "--device", "cpu", "--threads", "1")
+    _invoke(models, "predict", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--data", str(tmp_path / "x"),
+            "--out", str(tmp_path / "pred"), "--into-store", "--source", "tiny", *db)
+    store = Store(db_url)
+    with store.connect() as conn:
+        n = conn.execute(sa.text("SELECT COUNT(*) FROM va_label v JOIN label_source s ON s.id = v.source_id "
+                                 "WHERE s.name = 'tiny' AND s.kind = 'model'")).scalar_one()
+    store.close()
+    assert n == 72
