@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,11 @@ from affdata.errors import NothingToExportError, NotFoundError
 from affdata.export import export_part
 from affdata.faces import DetectOptions, detect_faces
 from affdata.splits import save_split
+from affdata.faces.align import aligned_square, similarity, template, warp
+from affdata.schema import LANDMARK_COLUMNS
+from affdata.video import iter_frames
 from affdata.videos import ingest_videos
+from tests.export.helpers import read_export
 
 CLIP = "pyfeat__single_face.mp4"
 
@@ -95,11 +100,23 @@ def test_export_says_when_a_part_has_no_tracks_and_refuses_an_empty_export(clip_
     with pytest.raises(NothingToExportError, match="72 labelled rows have no face box"):
         export_part(clip_store, split="s", part="train", out=tmp_path / "o")
     detect_faces(clip_store, all_videos=True, options=DetectOptions(stride=8))
-    result = export_part(clip_store, split="s", part="train", out=tmp_path / "o", size=48, align=True)
+    result = export_part(clip_store, split="s", part="train", out=tmp_path / "o", size=48, align=True,
+                         image="raw")
     assert result.rows == 72 and result.warnings == []
     counts = result.manifest["counts"]
     assert counts["crops_aligned"] == 72 and counts["rows_skipped_without_box"] == 0
     assert result.manifest["image"]["align"].startswith("five landmarks")
+    # the contract, by hand: similarity from the stored landmarks to the template, Pillow's warp
+    with clip_store.connect() as conn:
+        marks = conn.execute(sa.text(f"SELECT {', '.join(LANDMARK_COLUMNS)} FROM face_box "
+                                     "WHERE frame_idx = 40")).one()
+        video = conn.execute(sa.text("SELECT * FROM video")).one()
+    m = similarity(np.array(marks, dtype=np.float64).reshape(5, 2), template(48))
+    (_, rgb), = list(iter_frames(video, indices=[40]))
+    row = read_export(tmp_path / "o").to_pylist()[40]
+    assert row["frame"] == 40
+    assert np.array_equal(np.frombuffer(row["image"], np.uint8).reshape(48, 48, 3), warp(rgb, m, 48))
+    assert row["box"] == list(aligned_square(m, 48))
 
 
 def _invoke(app, *args: str) -> str:
@@ -141,3 +158,14 @@ def test_a_real_clip_from_ingest_to_predictions_in_the_store(shared_data: Path, 
                                  "WHERE s.name = 'tiny' AND s.kind = 'model'")).scalar_one()
     store.close()
     assert n == 72
+
+
+def test_worker_processes_store_the_same_boxes(store: Store, shared_data: Path) -> None:
+    clips = [shared_data / "videos" / n for n in (CLIP, "pyfeat__no_face.mp4")]
+    assert ingest_videos(store, clips).ok
+    options = DetectOptions(stride=12)
+    one = detect_faces(store, all_videos=True, options=options)
+    first = _boxes(store)
+    two = detect_faces(store, all_videos=True, options=options, workers=2)
+    assert [(v.video, v.status, v.tracks) for v in two.videos] == [(v.video, v.status, v.tracks) for v in one.videos]
+    assert _boxes(store) == first and len(first) == 72
