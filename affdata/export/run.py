@@ -179,12 +179,15 @@ def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 1
             writer.abort()
             raise
     warnings = _warnings(videos, stats, align, whole_frame)
-    for message in warnings:
-        log.warning("%s", message)
+    for message in warnings:  # (the command line prints them from the result)
+        log.info("%s", message)
     if stats.rows == 0:
         shutil.rmtree(staging.dir, ignore_errors=True)
-        raise NothingToExportError(f"nothing to export from {split} part {part!r}: "
-                                   + ("; ".join(warnings) or "no labelled frames"))
+        reasons = list(warnings)
+        if not stats.skipped_without_box and any(v.tracks for v in videos):
+            reasons.append(f"no frame of the part's tracks has a {'/'.join(task_list)} label from "
+                           f"{source!r} (--include-unlabelled exports every frame with a box)")
+        raise NothingToExportError(f"nothing to export from {split} part {part!r}: " + "; ".join(reasons))
     image_info = {"encoding": image, "size": size, "quality": quality if image == "jpeg" else None,
                   "channels": 3, "margin": margin,
                   "crop_policy": CROP_POLICY if whole_frame else CROP_POLICY_NO_WHOLE_FRAME,

@@ -169,3 +169,34 @@ def test_worker_processes_store_the_same_boxes(store: Store, shared_data: Path) 
     two = detect_faces(store, all_videos=True, options=options, workers=2)
     assert [(v.video, v.status, v.tracks) for v in two.videos] == [(v.video, v.status, v.tracks) for v in one.videos]
     assert _boxes(store) == first and len(first) == 72
+
+
+def test_the_command_line_warns_and_fails_where_nothing_can_be_exported(clip_store: Store, db_url: str,
+                                                                         tmp_path: Path) -> None:
+    from cli.affdata_app import app
+
+    with clip_store.connect() as conn:
+        vid = conn.execute(sa.text("SELECT id FROM video")).scalar_one()
+    save_split(clip_store, "s", "video", {vid: "train"})
+    runner = CliRunner()
+    empty = runner.invoke(app, ["export", "--split", "s", "--part", "train", "--out", str(tmp_path / "o"),
+                                "--db", db_url])
+    # (main() prints a library error as one line and exits 1; the runner hands back the error)
+    assert isinstance(empty.exception, NothingToExportError) and "have no tracks" in str(empty.exception)
+    assert not (tmp_path / "o").exists()
+    labels = tmp_path / "va.csv"
+    labels.write_text("video,frame,valence,arousal\n" + "".join(
+        f"pyfeat__single_face,{f},0.1,0.2\n" for f in range(72)))
+    _invoke(app, "ingest", "labels", str(labels), "--source", "people", "--db", db_url)
+    with clip_store.transaction() as conn:  # a detector-made box on the first ten frames only
+        track = conn.execute(sa.text("SELECT id FROM track")).scalar_one()
+        for f in range(10):
+            conn.execute(sa.text("INSERT INTO face_box (track_id, frame_idx, x, y, w, h, origin) "
+                                 "VALUES (:t, :f, 200, 60, 150, 190, 'detector')"), {"t": track, "f": f})
+    some = runner.invoke(app, ["export", "--split", "s", "--part", "train", "--out", str(tmp_path / "o"),
+                               "--db", db_url, "--json"])
+    assert some.exit_code == 0, some.output
+    assert "62 labelled rows have no face box and were skipped" in some.output
+    whole = runner.invoke(app, ["export", "--split", "s", "--part", "train", "--out", str(tmp_path / "w"),
+                                "--whole-frame", "--db", db_url, "--json"])
+    assert whole.exit_code == 0 and "62 rows have no face box and were cut as the centred square" in whole.output
