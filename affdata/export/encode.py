@@ -114,7 +114,7 @@ def crop_video(job: VideoJob) -> Iterator[tuple[int, list[bytes]]]:
     frames_of = [t.frames.tolist() for t in job.tracks]
     boxes_of = [t.boxes.tolist() for t in job.tracks]
     has_box_of = [t.has_box.tolist() for t in job.tracks]
-    affine_of = [None if t.affine is None else t.affine for t in job.tracks]
+    affine_of = [t.affine for t in job.tracks]
     pos = [0] * len(job.tracks)
     chunks: list[list[bytes]] = [[] for _ in job.tracks]
     # one_resize_thread() imports torch, before iter_frames imports decord (decord first can hang

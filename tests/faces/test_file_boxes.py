@@ -41,3 +41,22 @@ def test_imported_rectangles_are_file_boxes_of_the_model_source(store: Store, sh
     again = detect_faces(store, all_videos=True, options=DetectOptions(stride=12))
     assert again.videos[0].status == "kept"
     assert store.scalar("SELECT COUNT(*) FROM face_box WHERE origin = 'file'") == rows
+
+
+def test_a_boxes_file_replaces_detector_boxes_but_not_a_persons(store: Store, shared_data: Path, tmp_path: Path) -> None:
+    from affdata.boxes import import_boxes
+
+    assert ingest_videos(store, [shared_data / "videos" / "pyfeat__single_face.mp4"]).ok
+    detect_faces(store, all_videos=True, options=DetectOptions(stride=12))
+    with store.transaction() as conn:  # a person corrected frame 3
+        import sqlalchemy as sa
+
+        conn.execute(sa.text("UPDATE face_box SET origin = 'person', source_id = NULL, x = 1 WHERE frame_idx = 3"))
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("video,track,frame,x,y,w,h\n" + "".join(
+        f"pyfeat__single_face,main,{f},10,20,30,40\n" for f in range(6)))
+    import_boxes(store, csv)
+    rows = store.scalar("SELECT COUNT(*) FROM face_box")
+    assert rows == 6
+    assert store.scalar("SELECT COUNT(*) FROM face_box WHERE origin = 'file' AND x = 10") == 5
+    assert store.scalar("SELECT x FROM face_box WHERE frame_idx = 3 AND origin = 'person'") == 1
