@@ -64,6 +64,7 @@ def show(
     frames: Annotated[int, typer.Option(help="Frames to sample, evenly spaced.")] = 12,
     columns: Annotated[int, typer.Option(help="Frames per row of the sheet.")] = 4,
     width: Annotated[int, typer.Option(help="Width of each frame on the sheet, pixels.")] = 320,
+    track: Annotated[str | None, typer.Option(help="Only this track (main, left, face3...), on frames where it has a box.", show_default=False)] = None,
     db: DbOption = None,
 ) -> None:
     """Draw a video's face boxes, landmarks and track names on sampled frames (a contact sheet).
@@ -75,5 +76,5 @@ def show(
     """
     from affdata.faces.show import contact_sheet
 
-    path = contact_sheet(open_store(db), video, out, frames=frames, columns=columns, width=width)
+    path = contact_sheet(open_store(db), video, out, frames=frames, columns=columns, width=width, track=track)
     typer.echo(str(path))

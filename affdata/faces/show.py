@@ -25,8 +25,11 @@ COLOURS = [(255, 64, 64), (64, 200, 255), (255, 210, 0), (120, 255, 120), (255, 
 
 
 def contact_sheet(store: Store, video: str, out: Path, *, frames: int = 12, columns: int = 4,
-                  width: int = 320) -> Path:
-    """Write the sheet of ``video`` to ``out`` (PNG) and return the path."""
+                  width: int = 320, track: str | None = None) -> Path:
+    """Write the sheet of ``video`` to ``out`` (PNG) and return the path.
+
+    ``track``: only that track, on frames sampled among those where it has a box.
+    """
     from PIL import Image, ImageDraw
 
     from affdata.video import iter_frames
@@ -39,15 +42,20 @@ def contact_sheet(store: Store, video: str, out: Path, *, frames: int = 12, colu
             raise NotFoundError(f"no video named {video!r} in the store")
         pts = dict(conn.execute(text("SELECT idx, pts_s FROM frame WHERE video_id = :v AND present"),
                                 {"v": v.id}).all())
-        n = min(frames, len(pts))
-        wanted = np.unique(np.linspace(0, len(pts) - 1, n).round().astype(int)) if n else np.zeros(0, int)
-        present = np.array(sorted(pts))
-        wanted = present[wanted] if len(present) else wanted
         boxes = conn.execute(text(
             f"SELECT t.name, b.frame_idx, b.x, b.y, b.w, b.h, b.interpolated, b.origin, "
             f"{', '.join('b.' + c for c in LANDMARK_COLUMNS)} FROM face_box b "
             "JOIN track t ON t.id = b.track_id WHERE t.video_id = :v"), {"v": v.id}).all()
         names = sorted({b.name for b in boxes})
+        if track is not None:
+            if track not in names:
+                raise NotFoundError(f"video {video!r} has no boxes on a track {track!r}; tracks with "
+                                    f"boxes: {', '.join(names) or 'none'}")
+            boxes = [b for b in boxes if b.name == track]
+        present = np.array(sorted(pts) if track is None else sorted({int(b.frame_idx) for b in boxes}))
+        n = min(frames, len(present))
+        wanted = present[np.unique(np.linspace(0, len(present) - 1, n).round().astype(int))] if n \
+            else np.zeros(0, int)
     by_frame: dict[int, list] = {}
     for b in boxes:
         by_frame.setdefault(int(b.frame_idx), []).append(b)

@@ -200,3 +200,23 @@ def test_the_command_line_warns_and_fails_where_nothing_can_be_exported(clip_sto
     whole = runner.invoke(app, ["export", "--split", "s", "--part", "train", "--out", str(tmp_path / "w"),
                                 "--whole-frame", "--db", db_url, "--json"])
     assert whole.exit_code == 0 and "62 rows have no face box and were cut as the centred square" in whole.output
+
+
+def test_the_contact_sheet_draws_each_box_where_it_is(clip_store: Store, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from affdata.faces.show import COLOURS, contact_sheet
+
+    detect_faces(clip_store, all_videos=True, options=DetectOptions(stride=8))
+    with clip_store.connect() as conn:
+        box = conn.execute(sa.text("SELECT x, y, w, h FROM face_box WHERE frame_idx = 0")).one()
+    out = contact_sheet(clip_store, "pyfeat__single_face", tmp_path / "s.png", frames=2, columns=2,
+                        width=640, track="main")  # scale 1: sheet pixels are frame pixels
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    assert sheet.shape == (360 + 16, 2 * 640, 3)
+    x0, y0, x1 = round(box.x), round(box.y), round(box.x + box.w)
+    edge = sheet[y0 + 5:y0 + 40, x0 - 1:x0 + 2]  # the left side of frame 0's box, 3 px thick
+    assert (np.abs(edge.astype(int) - COLOURS[0]).sum(axis=2) < 30).mean() > 0.5
+    assert (np.abs(sheet[y0 + 5:y0 + 40, (x0 + x1) // 2].astype(int) - COLOURS[0]).sum(axis=1) < 30).mean() < 0.2
+    with pytest.raises(NotFoundError, match="tracks with boxes: main"):
+        contact_sheet(clip_store, "pyfeat__single_face", tmp_path / "t.png", track="left")
