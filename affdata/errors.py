@@ -100,3 +100,7 @@ class StoreFullError(StoreError, DiskFullError):
 
 class QueryTimeoutError(StoreError):
     """A read-only query ran past its time limit and was cancelled (on the server too)."""
+
+
+class NothingToExportError(AffdataError):
+    """An export that would write no row at all (no tracks, no boxes, no labels): refused."""
