@@ -59,3 +59,15 @@ class VideoError(InputError):
 
 class LabelFormatError(InputError):
     """An annotation file that does not parse or whose values are out of range."""
+
+
+class AuthError(AffdataError):
+    """A log-in or session that is not accepted (wrong password, locked, disabled, expired)."""
+
+
+class AccessError(AffdataError):
+    """The user may not do this (an annotator asking for an admin's action)."""
+
+
+class AnnotationError(AffdataError):
+    """A draft or submission that the server refuses: out-of-range values or frames, gaps."""
