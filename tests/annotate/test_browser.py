@@ -96,7 +96,7 @@ def log_in(page, url: str, name: str) -> None:
     page.fill("#name", name)
     page.fill("#password", PASSWORDS[name])
     page.click("#login-button")
-    page.wait_for_selector("#assignments tbody tr")
+    page.wait_for_selector("#work:not([hidden])")
 
 
 def open_item(page, url: str, assignment: int) -> None:
@@ -217,3 +217,25 @@ def test_hevc_mov_plays_through_its_proxy(served, page, shared_data: Path) -> No
     page.evaluate("document.getElementById('video').pause()")
     shot(page, "hevc-proxy")
     assert page.evaluate("window.studio.stats.lastIdx") > 0
+
+
+def test_admin_reviews_two_traces(served, page) -> None:
+    from affdata.annotate import submit, users
+
+    studio, url = served
+    n = 72
+    base = [round(0.7 * math.sin(2 * math.pi * i / 48), 3) for i in range(n)]
+    late = base[-4:] + base[:-4]
+    for name, aid, values in (("alice", studio.alice_va, base), ("bob", studio.bob_va, late)):
+        a = assignments.own_assignment(studio.store, users.get_user(studio.store, name), aid)
+        submit.submit(studio.store, a, {"valence": values, "arousal": [round(v / 2, 3) for v in values]})
+    log_in(page, url, "root")
+    page.goto(f"{url}/static/admin.html")
+    page.click("button.show-progress >> nth=0")
+    page.click("button.review >> nth=0")
+    page.wait_for_selector("#pairs tbody tr")
+    assert "CCC valence" in page.text_content("#pairs tbody")
+    assert "bob 0.133 s" in page.text_content("#lags")  # 4 frames at 30 fps behind alice
+    page.click("#consensus")
+    wait_js(page, "document.getElementById('consensus-result').textContent.includes('va1-consensus')")
+    shot(page, "admin-review")
