@@ -23,6 +23,9 @@ def _server(store: Store, sock: socket.socket, proxy_dir: Path | None, secure_co
 def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit it: with a socket handed over, uvicorn's connections kept Nagle
+    # on, and every response waited ~40 ms for the client's delayed ACK (measured: 44 ms -> 0.5 ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(128)
     return sock

@@ -15,7 +15,7 @@ let item, media, n, pts, task, readonly;
 let seq = 0, dirty = false, saving = false, current = 0;
 const state = { valence: [], arousal: [], ranges: [] };
 const point = { v: 0, a: 0 };
-const stats = { presented: 0, lastIdx: -1, saves: 0 };
+const stats = { presented: 0, lastIdx: -1, saves: 0, firstFrameMs: null };
 let selection = new Set(), selected = null, pendingStart = null;
 
 function frameAt(t) {
@@ -45,6 +45,7 @@ function onFrame(_now, meta) {
   const idx = frameAt(meta.mediaTime);
   current = idx;
   stats.presented += 1;
+  if (stats.firstFrameMs === null) stats.firstFrameMs = performance.now();  // since the page was opened
   stats.lastIdx = idx;
   pollGamepad();
   record(idx);
