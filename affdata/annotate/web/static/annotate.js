@@ -43,13 +43,15 @@ const clamp = (x) => Math.max(-1, Math.min(1, x));
 
 function onFrame(_now, meta) {
   const idx = frameAt(meta.mediaTime);
-  current = idx;
+  // while paused, the frame is the one stepped or seeked to: a late callback of an earlier seek
+  // must not move it back
+  if (!video.paused) current = idx;
   stats.presented += 1;
   if (stats.firstFrameMs === null) stats.firstFrameMs = performance.now();  // since the page was opened
   stats.lastIdx = idx;
   pollGamepad();
   record(idx);
-  drawOverlay(idx);
+  drawOverlay(video.paused ? current : idx);
   drawTimeline();
   video.requestVideoFrameCallback(onFrame);
 }
