@@ -134,6 +134,8 @@ def media_path(store: Store, video_id: int, proxy_dir: Path) -> Path:
     """What to send the browser for a video: the file itself or its proxy (made if needed)."""
     row = video_row(store, video_id)
     if plays_directly(row):
+        if not Path(row.path).is_file():
+            raise VideoError(row.path, "does not exist (moved or deleted since it was ingested?)")
         return Path(row.path)
     return make_proxy(store, video_id, proxy_dir)[0]
 

@@ -302,3 +302,10 @@ def test_review_and_consensus(clients: dict[str, Client], studio: Studio) -> Non
     assert root.get(f"/api/admin/campaigns/{studio.va}/review?item=x").status_code == 422
     done = root.post(f"/api/admin/campaigns/{studio.va}/consensus", json={}).json()
     assert done["source"] == "va1-consensus" and done["frames"]["va"] == n
+
+
+def test_a_missing_video_file_does_not_leak_its_path(clients: dict[str, Client], studio: Studio) -> None:
+    with studio.store.transaction() as conn:
+        conn.exec_driver_sql(f"UPDATE video SET path = '/nowhere/secret-folder/clip.mp4' WHERE id = {studio.video}")
+    r = clients["alice"].get(f"/api/videos/{studio.video}/media")
+    assert r.status_code == 500 and "secret-folder" not in r.text and "cannot be played" in r.json()["error"]

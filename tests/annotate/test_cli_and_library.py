@@ -123,3 +123,27 @@ def test_proxy_keeps_every_frame_at_its_timestamp(studio: Studio, shared_data: P
         assert s.codec_context.name == "h264"
         got = [float(f.pts * f.time_base) for f in c.decode(s)]
     assert got == pytest.approx(pts, abs=1e-4)
+
+
+def test_campaign_from_a_split_part_with_two_tracks(studio: Studio) -> None:
+    from affdata.annotate import campaigns
+    from affdata.errors import ConfigError, NotFoundError
+    from affdata.splits import save_split
+    from affdata.videos import ensure_track
+
+    store = studio.store
+    save_split(store, "s", "video", {studio.video: "val", studio.video2: "train", studio.unassigned_video: "val"})
+    with store.transaction() as conn:  # a two-person video: left and right
+        ensure_track(conn, studio.unassigned_video, "left")
+        ensure_track(conn, studio.unassigned_video, "right")
+    c = campaigns.create_campaign(store, "from-split", "expr", split="s", part="val", classes=["happiness", "neutral"])
+    items = campaigns.progress(store, c.id)["items"]
+    assert sorted((i["video"], i["track"]) for i in items) == [
+        ("pyfeat__no_face", "left"), ("pyfeat__no_face", "right"), ("pyfeat__single_face", "main")]
+    assert c.classes == [4, 0]
+    with pytest.raises(ConfigError):
+        campaigns.create_campaign(store, "x", "va", split="s", part="test")
+    with pytest.raises(NotFoundError):
+        campaigns.create_campaign(store, "y", "va", split="nope", part="val")
+    with pytest.raises(ConfigError):
+        campaigns.create_campaign(store, "z", "va", videos=["pyfeat__no_face"], split="s", part="val")

@@ -43,6 +43,7 @@ from affdata.errors import (
     AnnotationError,
     AuthError,
     ConfigError,
+    InputError,
     NotFoundError,
     VocabularyError,
 )
@@ -87,6 +88,9 @@ class _Failures:
 
 
 def _error(exc: AffdataError) -> JSONResponse:
+    if isinstance(exc, InputError):  # a video that cannot be read: its message names the file
+        log.error("%s", exc)
+        return JSONResponse({"error": "this video cannot be played (the server log says why)"}, status_code=500)
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
     return JSONResponse({"error": str(exc)}, status_code=status)
 
