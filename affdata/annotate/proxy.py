@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,24 @@ def video_row(store: Store, video_id: int) -> Any:
 
 
 def plays_directly(row: Any) -> bool:
-    """H.264 in an MP4 file with an .mp4/.m4v name: what every Chromium build plays."""
+    """H.264 in an MP4 file with an .mp4/.m4v name (what every Chromium build plays) whose first
+    frame is at time 0, so that the browser's media time is the store's ``pts_s``."""
     return (row.kind == "file" and row.codec == "h264" and Path(row.path).suffix.lower() in (".mp4", ".m4v")
-            and row.container in _DIRECT_CONTAINERS)
+            and row.container in _DIRECT_CONTAINERS and _starts_at_zero(str(row.path), int(row.size_bytes)))
+
+
+@lru_cache(maxsize=4096)
+def _starts_at_zero(path: str, size_bytes: int) -> bool:
+    """The video stream's start time (edit lists applied) is 0; ``size_bytes`` keys the cache."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            start = stream.start_time
+            return start is None or abs(float(start * stream.time_base)) < 1e-6
+    except (OSError, av.FFmpegError, IndexError):
+        return True  # unreadable: serving it fails with a clear error, a proxy would too
 
 
 def proxy_path(proxy_dir: Path, row: Any) -> Path:

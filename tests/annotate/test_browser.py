@@ -156,8 +156,20 @@ def test_va_trace_follows_the_pointer_frame_by_frame(served, page) -> None:
 
 def test_reload_mid_trace_finds_the_draft(served, page) -> None:
     studio, url = served
+    with studio.store.transaction() as conn:  # the track's face boxes are drawn over the video
+        track = conn.exec_driver_sql("SELECT i.track_id FROM assignment a JOIN campaign_item i ON i.id = a.item_id "
+                                     f"WHERE a.id = {studio.alice_va}").scalar()
+        conn.exec_driver_sql("INSERT INTO face_box (track_id, frame_idx, x, y, w, h) VALUES "
+                             + ", ".join(f"({track}, {i}, 100, 50, 200, 150)" for i in range(72)))
     log_in(page, url, "alice")
     open_item(page, url, studio.alice_va)
+    wait_js(page, "document.getElementById('overlay').width > 0")
+    pixel = page.evaluate("(() => { const c = document.getElementById('overlay'); const s = c.width / 640;"
+                          " return Array.from(c.getContext('2d').getImageData(Math.round(100 * s), Math.round(125 * s), 1, 1).data); })()")
+    assert pixel[1] > 200 and pixel[3] > 0, pixel  # the box's green left edge at x = 100
+    inside = page.evaluate("(() => { const c = document.getElementById('overlay'); const s = c.width / 640;"
+                           " return c.getContext('2d').getImageData(Math.round(200 * s), Math.round(125 * s), 1, 1).data[3]; })()")
+    assert inside == 0  # only the outline
     page.select_option("#speed", "0.5")
     trace(page, until_s=1.0)
     page.evaluate("document.getElementById('video').pause()")

@@ -147,3 +147,24 @@ def test_campaign_from_a_split_part_with_two_tracks(studio: Studio) -> None:
         campaigns.create_campaign(store, "y", "va", split="nope", part="val")
     with pytest.raises(ConfigError):
         campaigns.create_campaign(store, "z", "va", videos=["pyfeat__no_face"], split="s", part="val")
+
+
+def test_an_mp4_whose_first_frame_is_not_at_zero_gets_a_proxy(studio: Studio, shared_data: Path, tmp_path: Path) -> None:
+    import av
+
+    from affdata.annotate import proxy
+    from affdata.videos import ingest_videos
+
+    clip = shared_data / "videos" / "face_recognition__short_hamilton_clip.mp4"
+    with av.open(str(clip)) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.name == "h264" and float(s.start_time * s.time_base) > 0
+    assert ingest_videos(studio.store, [clip]).ok
+    with studio.store.connect() as conn:
+        vid = conn.exec_driver_sql("SELECT id FROM video WHERE name = 'face_recognition__short_hamilton_clip'").scalar()
+    assert not proxy.plays_directly(proxy.video_row(studio.store, vid))  # the page's times would be shifted
+    assert proxy.plays_directly(proxy.video_row(studio.store, studio.video))
+    path = proxy.media_path(studio.store, vid, tmp_path)
+    with av.open(str(path)) as c:
+        first = next(c.decode(video=0))
+        assert float(first.pts * first.time_base) == 0.0
