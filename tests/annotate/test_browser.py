@@ -174,6 +174,8 @@ def test_reload_mid_trace_finds_the_draft(served, page) -> None:
     trace(page, until_s=1.0)
     page.evaluate("document.getElementById('video').pause()")
     traced = page.evaluate("window.studio.state.valence.filter(v => v !== null).length")
+    stopped_at = page.evaluate("window.studio.current")
+    assert stopped_at >= 25  # about 1 s into the 30 fps clip
     assert traced > 10
     wait_js(page, "window.studio.stats.saves > 0 && window.studio.seq > 0", 10)
     page.evaluate("window.studio.save()")  # whatever the last autosave tick had not sent yet
@@ -182,6 +184,8 @@ def test_reload_mid_trace_finds_the_draft(served, page) -> None:
     page.wait_for_selector("body[data-ready='1']")
     shot(page, "va-draft-restored")
     assert page.evaluate("window.studio.state.valence.filter(v => v !== null).length") == traced
+    # and the playhead is back where the trace stopped
+    wait_js(page, f"Math.abs(window.studio.current - {stopped_at}) <= 1", 10)
     assert "restored" in page.text_content("#saved")
 
 

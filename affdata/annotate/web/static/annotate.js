@@ -302,7 +302,10 @@ async function main() {
   }
   video.src = item.video_url;
   video.addEventListener("play", () => { current = frameAt(video.currentTime); record(current); });
-  video.addEventListener("loadeddata", () => { drawOverlay(current); drawTimeline(); });
+  // paused: the frame is where the playhead was put (currentTime is the newest seek's target)
+  const settle = () => { if (video.paused) current = frameAt(video.currentTime); drawOverlay(current); drawTimeline(); };
+  video.addEventListener("loadeddata", settle);
+  video.addEventListener("seeked", settle);
   $("play").addEventListener("click", togglePlay);
   $("rewind").addEventListener("click", () => { video.currentTime = Math.max(0, video.currentTime - 3); });
   $("speed").addEventListener("change", () => { video.playbackRate = Number($("speed").value); });
