@@ -7,7 +7,8 @@
 2. Time from opening an item to the first frame shown (the first requestVideoFrameCallback, in
    the page's own clock from navigation start), in headless chromium, against a bare page with
    only a ``<video>`` of the same media URL; for a directly played H.264 clip, and for an HEVC
-   ``.mov`` through its proxy when cold (made on request) and when cached.
+   ``.mov`` through its proxy when cold (made on request) and when cached. (Without the real
+   clips in ../shared/data/videos: a generated H.264 clip, and the same as VP9 WebM, proxied.)
 3. Proxy encoding speed against a bare PyAV decode (to RGB) of the same file.
 
 Prints one JSON object; ratios are what to quote (the machine is shared).
@@ -177,6 +178,28 @@ def proxy_speed(db: Store, video_id: int, path: Path, proxy_dir: Path, repeat: i
             "proxy_fps": round(frames / e, 1), "proxy_time_ratio_to_decode": round(e / d, 2)}
 
 
+def generated_clips(folder: Path) -> tuple[Path, Path]:
+    """Without the real clips: a generated H.264 MP4, and the same frames as VP9 WebM (proxied)."""
+    import av
+
+    from affdata.synthetic import generate_dataset
+
+    generate_dataset(folder / "ds", subjects=1, seconds=6, seed=0)
+    h264 = sorted((folder / "ds" / "videos").glob("*.mp4"))[0]
+    other = folder / "clip-vp9.webm"
+    with av.open(str(h264)) as src, av.open(str(other), "w") as dst:
+        s_in = src.streams.video[0]
+        out = dst.add_stream("libvpx-vp9", rate=s_in.average_rate)
+        out.width, out.height, out.pix_fmt = s_in.width, s_in.height, "yuv420p"
+        for frame in src.decode(s_in):
+            frame.pts = None
+            for packet in out.encode(frame):
+                dst.mux(packet)
+        for packet in out.encode():
+            dst.mux(packet)
+    return h264, other
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--annotators", type=int, default=20)
@@ -184,38 +207,42 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1800, help="frames per draft (a 1-minute 30 fps video)")
     ap.add_argument("--max-seconds", type=float, default=60)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--videos", type=Path, default=VIDEOS, help="folder with the real clips")
     args = ap.parse_args()
-    if not VIDEOS.is_dir():
-        raise SystemExit(f"needs the real clips in {VIDEOS}")
     result: dict = {"benchmark": "annotate"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
+        if (args.videos / H264).is_file() and (args.videos / HEVC).is_file():
+            direct, proxied = args.videos / H264, args.videos / HEVC
+        else:  # a fresh clone without ../shared/data
+            direct, proxied = generated_clips(tmp_path)
+        result["clips"] = {"direct": direct.name, "proxied": proxied.name}
         db = tmp_path / "studio.db"
         store = Store(str(db))
-        assert ingest_videos(store, [VIDEOS / H264, VIDEOS / HEVC]).ok
+        assert ingest_videos(store, [direct, proxied]).ok
         names = [f"ann{k:02d}" for k in range(args.annotators)]
         for name in names:
             users.add_user(store, name, "annotator", PASSWORD)
-        campaigns.create_campaign(store, "bench", "va", videos=[Path(H264).stem], per_item=args.annotators)
+        campaigns.create_campaign(store, "bench", "va", videos=[direct.stem], per_item=args.annotators)
         assignments.assign_round_robin(store, "bench", names)
-        campaigns.create_campaign(store, "bench-hevc", "va", videos=[Path(HEVC).stem])
-        hevc_aid = assignments.assign(store, "bench-hevc", names[0], Path(HEVC).stem)
+        campaigns.create_campaign(store, "bench-hevc", "va", videos=[proxied.stem])
+        hevc_aid = assignments.assign(store, "bench-hevc", names[0], proxied.stem)
         ids = {a.user: a.id for n in names for a in assignments.assignments_of(store, users.get_user(store, n))
                if a.campaign.name == "bench"}
         proc, url = start_server(db, tmp_path / "proxies")
         try:
             result["autosave"] = autosave(url, ids, args.frames, args.saves, args.max_seconds)
             if shutil.which("chromium"):
-                result["first_frame"] = first_frame(url, names[0], {"h264_direct": ids[names[0]],
-                                                                    "hevc_proxy": hevc_aid}, args.repeat)
+                result["first_frame"] = first_frame(url, names[0], {"direct": ids[names[0]],
+                                                                    "proxy": hevc_aid}, args.repeat)
             else:
                 result["first_frame"] = "skipped: no chromium (apt-get install -y chromium)"
         finally:
             proc.terminate()
             proc.wait(10)
         with store.connect() as conn:
-            vid = conn.exec_driver_sql(f"SELECT id FROM video WHERE name = '{Path(HEVC).stem}'").scalar()
-        result["proxy"] = proxy_speed(store, vid, VIDEOS / HEVC, tmp_path / "proxy-bench", args.repeat)
+            vid = conn.exec_driver_sql("SELECT id FROM video WHERE name = ?", (proxied.stem,)).scalar()
+        result["proxy"] = proxy_speed(store, vid, proxied, tmp_path / "proxy-bench", args.repeat)
         store.close()
     print(json.dumps(result, indent=2))
 
