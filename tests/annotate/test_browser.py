@@ -255,3 +255,27 @@ def test_admin_reviews_two_traces(served, page) -> None:
     page.click("#consensus")
     wait_js(page, "document.getElementById('consensus-result').textContent.includes('va1-consensus')")
     shot(page, "admin-review")
+
+
+def test_one_dimension_passes_with_the_keyboard(served, page) -> None:
+    studio, url = served
+    campaigns.create_campaign(studio.store, "va-1d", "va", videos=["pyfeat__single_face"], mode="1d")
+    aid = assignments.assign(studio.store, "va-1d", "alice", "pyfeat__single_face")
+    log_in(page, url, "alice")
+    open_item(page, url, aid)
+    kb = page.keyboard
+    for dimension, key, presses in (("valence", "ArrowRight", 10), ("arousal", "ArrowDown", 6)):
+        page.select_option("#dimension", dimension)
+        page.evaluate("document.activeElement.blur()")  # keys go to the page, not the select
+        for _ in range(presses):
+            kb.press(key)
+        page.evaluate("(() => { const v = document.getElementById('video'); v.currentTime = 0; v.play(); })()")
+        wait_js(page, "document.getElementById('video').ended", 30)
+    shot(page, "va-1d-passes")
+    page.click("#submit")
+    wait_js(page, "document.getElementById('saved').textContent.startsWith('submitted')", 30)
+    with studio.store.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT COUNT(*), MIN(valence), MAX(valence), MIN(arousal), MAX(arousal) FROM va_label l "
+            "JOIN label_import i ON i.id = l.import_id WHERE i.key = ?", (f"campaign/va-1d/assignment/{aid}",)).one()
+    assert tuple(rows) == (72, 0.5, 0.5, -0.3, -0.3)
