@@ -32,6 +32,7 @@ from affdata.video import iter_frames
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)
+PRESET = "ultrafast"  # a preview: open latency matters more than size (3x veryfast's bytes, 2-3x faster)
 _DIRECT_CONTAINERS = ("mp4", "mov,mp4,m4a,3gp,3g2,mj2")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -85,7 +86,7 @@ def _even(x: int) -> int:
     return max(2, x - x % 2)
 
 
-def make_proxy(store: Store, video_id: int, proxy_dir: Path, *, crf: int = 23) -> tuple[Path, bool]:
+def make_proxy(store: Store, video_id: int, proxy_dir: Path, *, crf: int = 23, preset: str = PRESET) -> tuple[Path, bool]:
     """The proxy of a video, encoded now if not cached; returns (path, made now)."""
     import av
 
@@ -105,7 +106,7 @@ def make_proxy(store: Store, video_id: int, proxy_dir: Path, *, crf: int = 23) -
         start = time.perf_counter()
         try:
             with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-                stream = container.add_stream("libx264", rate=30, options={"crf": str(crf), "preset": "veryfast",
+                stream = container.add_stream("libx264", rate=30, options={"crf": str(crf), "preset": preset,
                                                                           "bframes": "0", "g": "30"})
                 stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                 stream.time_base = TIME_BASE
