@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from affdata import materialized
 from affdata.bulk import insert_rows, upsert_ignore
 from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
@@ -118,10 +119,14 @@ def ensure_subject(conn: Connection, name: str) -> int:
 
 
 def ensure_track(conn: Connection, video_id: int, name: str) -> int:
-    """The id of track ``name`` of a video, created if new (tracks come from labels and boxes)."""
-    upsert_ignore(conn, "track", {"video_id": video_id, "name": name}, ["video_id", "name"])
-    return conn.execute(text("SELECT id FROM track WHERE video_id = :v AND name = :t"),
-                        {"v": video_id, "t": name}).scalar_one()
+    """The id of track ``name`` of a video, created if new (tracks come from labels and boxes);
+    a new track gets its rows in the materialised consensus (:mod:`affdata.materialized`)."""
+    created = upsert_ignore(conn, "track", {"video_id": video_id, "name": name}, ["video_id", "name"])
+    track_id = conn.execute(text("SELECT id FROM track WHERE video_id = :v AND name = :t"),
+                            {"v": video_id, "t": name}).scalar_one()
+    if created:
+        materialized.add_track(conn, track_id, video_id)
+    return track_id
 
 
 def register(store: Store, info: VideoProbe, subject: str | None = None, name: str | None = None) -> IngestOutcome:
