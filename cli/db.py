@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from affdata import migrate
-from affdata.db import Store
 from cli.common import DbOption, JsonOption, note, print_json, print_table
 
 app = typer.Typer(no_args_is_help=True, help="The store's schema: current revision and upgrades.")
@@ -17,6 +15,9 @@ def current(db: DbOption = None, json: JsonOption = False) -> None:
 
     Example: affdata db current --db postgresql+psycopg://postgres@127.0.0.1/affect
     """
+    from affdata import migrate
+    from affdata.db import Store
+
     store = Store(db, check_schema=False)
     with store.connect() as conn:
         rev = migrate.current_revision(conn)
@@ -35,6 +36,9 @@ def upgrade(db: DbOption = None, revision: str = typer.Option("head", help="Targ
 
     Example: affdata db upgrade --db lab.db
     """
+    from affdata import migrate
+    from affdata.db import Store
+
     store = Store(db, check_schema=False)
     before, after = migrate.upgrade(store.engine, revision)
     if before == after:

@@ -26,7 +26,20 @@ EXPECTED_TABLES = {
 def test_single_head() -> None:
     heads = migrate.script_directory().get_heads()
     assert len(heads) == 1, heads
+    # the store check reads the history from the files without Alembic: it must be Alembic's
     assert migrate.head_revision() == heads[0]
+    walked = {s.revision: tuple(s._all_down_revisions) for s in migrate.script_directory().walk_revisions()}
+    assert migrate.revisions() == walked
+
+
+def test_a_second_head_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrate.migrations_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "versions" / "9998_side.py").write_text(
+        'revision = "9998"\ndown_revision = "0001"\ndef upgrade():\n    pass\n')
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: folder)
+    with pytest.raises(StoreError, match="2 heads"):
+        migrate.head_revision()
 
 
 def _drift(engine: sa.Engine) -> list:
