@@ -266,6 +266,7 @@ class VALabel(Base):
         CheckConstraint("valence BETWEEN -1 AND 1", name="valence"),
         CheckConstraint("arousal BETWEEN -1 AND 1", name="arousal"),
         Index(None, "import_id"),
+        Index(None, "source_id"),  # one source's labels (comparing annotators) without a scan
         _without_rowid(),
     )
 
@@ -290,6 +291,7 @@ class AULabel(Base):
         CheckConstraint("intensity BETWEEN 0 AND 5", name="intensity"),
         CheckConstraint("present IS NOT NULL OR intensity IS NOT NULL", name="some_value"),
         Index(None, "import_id"),
+        Index(None, "source_id", "au_id"),  # one source's AU (a model against the consensus)
         _without_rowid(),
     )
 
@@ -400,8 +402,9 @@ class SplitAssignment(Base):
     split_id: Mapped[int] = mapped_column(
         ForeignKey("split.id", ondelete="CASCADE"), primary_key=True
     )
+    #: indexed on its own too: questions join a video's frames to its parts
     video_id: Mapped[int] = mapped_column(
-        ForeignKey("video.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("video.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     part: Mapped[str] = mapped_column(String(32), index=True)
 

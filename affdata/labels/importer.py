@@ -263,7 +263,7 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
             tasks=",".join(tasks), length_policy=length_policy, n_lines=sum(t.n_lines for t, _ in tables),
             n_rows=0, details=details or {}, imported_at=utcnow()).returning(LabelImport.id)).scalar_one()
         for table, video_id in tables:
-            track_id = ensure_track(conn, video_id, table.track)
+            track_id = ensure_track(conn, video_id, table.track, consensus_rows=False)  # see labels_changed
             touched.add(track_id)
             n_rows += _insert_table(conn, table, track_id, source_id, import_id)
         conn.execute(text("UPDATE label_import SET n_rows = :n WHERE id = :i"), {"n": n_rows, "i": import_id})

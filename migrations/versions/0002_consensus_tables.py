@@ -1,5 +1,6 @@
 """The consensus, materialised: tables consensus_frame and consensus_au, filled for the labels
-already stored, and the consensus views (v2) that read them.
+already stored, and the consensus views (v2) that read them. Indexes for the questions of
+docs/schema.md: one source's VA and AU labels, a video's split parts.
 
 Revision ID: 0002
 Revises: 0001
@@ -38,6 +39,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('track_id', 'frame_idx', name=op.f('pk_consensus_frame')),
     sqlite_with_rowid=False
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # label writes update their frames' rows in place (a release's second and third task
+        # files): room on each page lets PostgreSQL keep the new row versions on the same page
+        # (HOT updates: no index entries to add)
+        op.execute("ALTER TABLE consensus_frame SET (fillfactor = 75)")
     op.create_table('consensus_au',
     sa.Column('track_id', sa.Integer(), nullable=False),
     sa.Column('frame_idx', sa.Integer(), autoincrement=False, nullable=False),
@@ -48,6 +54,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('track_id', 'frame_idx', 'au_id', name=op.f('pk_consensus_au')),
     sqlite_with_rowid=False
     )
+    op.create_index(op.f('ix_va_label_source_id'), 'va_label', ['source_id'], unique=False)
+    op.create_index(op.f('ix_au_label_source_id'), 'au_label', ['source_id', 'au_id'], unique=False)
+    op.create_index(op.f('ix_split_assignment_video_id'), 'split_assignment', ['video_id'], unique=False)
     for name, _sql in reversed(VIEWS_V1):
         op.execute(f"DROP VIEW IF EXISTS {name}")
     for _name, sql in VIEWS_V2:
@@ -63,5 +72,8 @@ def downgrade() -> None:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.drop_table('consensus_au')
     op.drop_table('consensus_frame')
+    op.drop_index(op.f('ix_split_assignment_video_id'), table_name='split_assignment')
+    op.drop_index(op.f('ix_au_label_source_id'), table_name='au_label')
+    op.drop_index(op.f('ix_va_label_source_id'), table_name='va_label')
     for _name, sql in VIEWS_V1:
         op.execute(sql)
