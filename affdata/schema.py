@@ -402,9 +402,8 @@ class SplitAssignment(Base):
     split_id: Mapped[int] = mapped_column(
         ForeignKey("split.id", ondelete="CASCADE"), primary_key=True
     )
-    #: indexed on its own too: questions join a video's frames to its parts
     video_id: Mapped[int] = mapped_column(
-        ForeignKey("video.id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey("video.id", ondelete="CASCADE"), primary_key=True
     )
     part: Mapped[str] = mapped_column(String(32), index=True)
 

@@ -11,7 +11,8 @@ and as a model, so that the per-source questions have rows to compare). Then, in
 * every example query of docs/schema.md and the questions of issue 20, through the library
   (``run_readonly``) and through the CLI (``affdata sql``, a fresh process each time, start-up
   included), each beside the same query on plain tables holding the same rows as the views
-  (``CREATE TABLE plain_frame_labels AS SELECT * FROM frame_labels``), made in this run;
+  (``CREATE TABLE plain_frame_labels AS SELECT * FROM frame_labels``, the views' keys indexed),
+  made in this run;
 * the CLI's start-up: ``affdata --help`` and ``affdata sql "SELECT 1"`` on the store.
 
 Goals (issue 20): every example query under 0.5 s on SQLite at 1M frames and within 1.5x of the
@@ -49,7 +50,8 @@ from affdata.sql import run_readonly  # noqa: E402
 from affdata.synthetic import generate_labels_only  # noqa: E402
 from affdata.video import VideoProbe  # noqa: E402
 from affdata.videos import register  # noqa: E402
-from benchmarks.ingest_labels import drop, fresh_url  # noqa: E402
+from benchmarks.ingest_labels import drop as drop_database  # noqa: E402
+from benchmarks.ingest_labels import fresh_url  # noqa: E402
 
 DOC_QUERIES = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "schema.md").read_text(), re.S)
 DOC_NAMES = ["va_and_au_per_track", "class_balance_per_split", "valence_per_subject",
@@ -126,21 +128,30 @@ def subset(release: Path, out: Path, share: float) -> Path:
     return out
 
 
+def drop(url: str) -> None:
+    """Remove a store: the PostgreSQL database, or the SQLite file and its WAL."""
+    if url.startswith("postgresql"):
+        drop_database(url)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(url + suffix).unlink(missing_ok=True)
+
+
 def plain(sql: str) -> str:
     """The same query on the plain tables."""
     return re.sub(r"\b(frame_labels|frame_au_labels)\b", r"plain_\1", sql)
 
 
-def seconds(fn, repeat: int) -> float:
+def seconds(fn, repeat: int, fastest: bool = False) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return round(statistics.median(times), 4)
+    return round(min(times) if fastest else statistics.median(times), 4)
 
 
-def cli_seconds(args: list[str], repeat: int) -> float:
+def cli_seconds(args: list[str], repeat: int, fastest: bool = False) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("AFFDATA_DB", None)
     cmd = [sys.executable, "-m", "cli.affdata_app", *args]
@@ -149,18 +160,26 @@ def cli_seconds(args: list[str], repeat: int) -> float:
         done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert done.returncode == 0, done.stderr
 
-    return seconds(once, repeat)
+    return seconds(once, repeat, fastest)
 
 
-def measure(backend: str, release: Path, tmp: Path, repeat: int, share: float) -> dict:
+def measure(backend: str, release: Path, tmp: Path, repeat: int, share: float, write_rounds: int) -> dict:
     result: dict = {"backend": backend}
     off_url, on_url = fresh_url(backend, tmp, "sql_off"), fresh_url(backend, tmp, "sql_on")
     try:
-        off_s, rows = timed_import(off_url, release, maintain=False)
-        drop(off_url)
-        on_s, _ = timed_import(on_url, release, maintain=True)
-        result["write"] = {"label_rows": rows, "import_without_upkeep_s": round(off_s, 2),
-                           "import_with_upkeep_s": round(on_s, 2), "ratio": round(on_s / off_s, 3),
+        offs, ons = [], []
+        for round_ in range(write_rounds):  # alternating; the last store with the upkeep is kept
+            if round_:
+                drop(on_url)
+                off_url, on_url = fresh_url(backend, tmp, f"sql_off{round_}"), fresh_url(backend, tmp, f"sql_on{round_}")
+            off_s, rows = timed_import(off_url, release, maintain=False)
+            drop(off_url)
+            on_s, _ = timed_import(on_url, release, maintain=True)
+            offs.append(off_s)
+            ons.append(on_s)
+        off_s, on_s = statistics.median(offs), statistics.median(ons)
+        result["write"] = {"label_rows": rows, "import_without_upkeep_s": [round(x, 2) for x in offs],
+                           "import_with_upkeep_s": [round(x, 2) for x in ons], "ratio": round(on_s / off_s, 3),
                            "goal_at_most": GOALS["write_ratio"]}
         store = Store(on_url)
         extra = subset(release, tmp / f"subset-{backend}", share)
@@ -169,6 +188,10 @@ def measure(backend: str, release: Path, tmp: Path, repeat: int, share: float) -
         with store.transaction() as conn:
             conn.exec_driver_sql("CREATE TABLE plain_frame_labels AS SELECT * FROM frame_labels")
             conn.exec_driver_sql("CREATE TABLE plain_frame_au_labels AS SELECT * FROM frame_au_labels")
+            # the views' keys, indexed: a join of two plain tables is not left to a nested scan
+            conn.exec_driver_sql("CREATE INDEX plain_frame_labels_key ON plain_frame_labels (track_id, frame_idx)")
+            conn.exec_driver_sql("CREATE INDEX plain_frame_au_labels_key ON plain_frame_au_labels "
+                                 "(track_id, frame_idx, au_id)")
             materialized.update_statistics(conn)
         db_arg = on_url
         video = run_readonly(store, "SELECT name FROM video ORDER BY name LIMIT 1 OFFSET 10").rows[0][0]
@@ -185,7 +208,10 @@ def measure(backend: str, release: Path, tmp: Path, repeat: int, share: float) -
             result["queries"][name] = {"rows": len(rows_view), "library_s": lib, "plain_table_s": base,
                                        "ratio_to_plain": round(lib / base, 2) if base > 0 else None, "cli_s": cli}
         result["cli_startup"] = {"help_s": cli_seconds(["--help"], repeat),
-                                 "sql_select_1_s": cli_seconds(["sql", "SELECT 1", "--db", db_arg], repeat)}
+                                 "sql_select_1_s": cli_seconds(["sql", "SELECT 1", "--db", db_arg], repeat),
+                                 "help_fastest_s": cli_seconds(["--help"], repeat, fastest=True),
+                                 "sql_select_1_fastest_s": cli_seconds(["sql", "SELECT 1", "--db", db_arg], repeat,
+                                                                       fastest=True)}
         store.close()
     finally:
         drop(off_url)
@@ -209,7 +235,8 @@ def verdict(run: dict) -> dict:
                                    for q in queries)
     if run["backend"] == "sqlite":
         out["under_half_a_second_ok"] = all(q["library_s"] < GOALS["example_query_s"] for q in queries)
-        out["cli_startup_ok"] = max(run["cli_startup"].values()) < GOALS["cli_startup_s"]
+        startup = run["cli_startup"]
+        out["cli_startup_ok"] = max(startup["help_s"], startup["sql_select_1_s"]) < GOALS["cli_startup_s"]
     return out
 
 
@@ -219,6 +246,8 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=300)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (the median is reported)")
+    parser.add_argument("--write-rounds", type=int, default=1,
+                        help="imports with and without the upkeep, alternating (the median ratio is reported)")
     parser.add_argument("--second-source-share", type=float, default=0.1,
                         help="share of the videos imported again as a second annotator and as a model")
     args = parser.parse_args()
@@ -228,7 +257,7 @@ def main() -> None:
         release = tmp / "release"
         generate_labels_only(release, videos=args.videos, frames=args.frames, seed=0)
         for backend in args.backends.split(","):
-            run = measure(backend, release, tmp, args.repeat, args.second_source_share)
+            run = measure(backend, release, tmp, args.repeat, args.second_source_share, args.write_rounds)
             run["goals_met"] = verdict(run)
             results["runs"].append(run)
     print(json.dumps(results, indent=2))

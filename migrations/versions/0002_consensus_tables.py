@@ -1,6 +1,6 @@
 """The consensus, materialised: tables consensus_frame and consensus_au, filled for the labels
 already stored, and the consensus views (v2) that read them. Indexes for the questions of
-docs/schema.md: one source's VA and AU labels, a video's split parts.
+docs/schema.md: one source's VA labels, one source's labels of one AU.
 
 Revision ID: 0002
 Revises: 0001
@@ -56,7 +56,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_va_label_source_id'), 'va_label', ['source_id'], unique=False)
     op.create_index(op.f('ix_au_label_source_id'), 'au_label', ['source_id', 'au_id'], unique=False)
-    op.create_index(op.f('ix_split_assignment_video_id'), 'split_assignment', ['video_id'], unique=False)
     for name, _sql in reversed(VIEWS_V1):
         op.execute(f"DROP VIEW IF EXISTS {name}")
     for _name, sql in VIEWS_V2:
@@ -72,7 +71,6 @@ def downgrade() -> None:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.drop_table('consensus_au')
     op.drop_table('consensus_frame')
-    op.drop_index(op.f('ix_split_assignment_video_id'), table_name='split_assignment')
     op.drop_index(op.f('ix_au_label_source_id'), table_name='au_label')
     op.drop_index(op.f('ix_va_label_source_id'), table_name='va_label')
     for _name, sql in VIEWS_V1:
