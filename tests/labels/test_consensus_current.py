@@ -132,11 +132,15 @@ def test_model_predictions_never_enter_the_consensus(store_with_rules: Store, an
     table = LabelTable(path="predictions", video=video, track="main", frames=np.arange(n), lines=np.arange(n) + 1,
                        valence=np.full(n, 0.9), arousal=np.full(n, 0.9), au_numbers=(12,),
                        au_present=np.ones((n, 1), np.int8), expr=np.full(n, 3, np.int16), kind="model")
-    status, rows = import_predictions(store, [table], source="mtl-run", version="1", key="preds", path="preds",
+    face = LabelTable(path="predictions", video=video, track="face0", frames=np.arange(n), lines=np.arange(n) + 1,
+                      valence=np.full(n, -0.9), arousal=np.full(n, 0.1), kind="model")
+    status, rows = import_predictions(store, [table, face], source="mtl-run", version="1", key="preds", path="preds",
                                       digest="0" * 64)
-    assert status == "imported" and rows == 3 * n
+    assert status == "imported" and rows == 4 * n
     assert_current(store)
-    assert _rows(store, "SELECT * FROM frame_labels ORDER BY track_id, frame_idx") == before
+    # the model's new track is listed, unlabelled; the labelled frames are as before
+    assert _rows(store, "SELECT COUNT(*), SUM(has_va) FROM frame_labels WHERE track = 'face0'") == [(n, 0)]
+    assert _rows(store, "SELECT * FROM frame_labels WHERE track <> 'face0' ORDER BY track_id, frame_idx") == before
 
 
 def test_a_new_track_gets_its_frames(store_with_rules: Store, tmp_path: Path) -> None:
