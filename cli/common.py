@@ -11,21 +11,15 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from affdata.errors import AffdataError
+
+if TYPE_CHECKING:  # rich.progress and rich.table are imported where used: start-up stays fast
+    from rich.progress import Progress
 
 DEBUG_VAR = "AFFDATA_DEBUG"
 
@@ -78,6 +72,8 @@ def print_json(obj: Any) -> None:
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", header_style="bold")
     for col in columns:
         table.add_column(str(col), overflow="fold")
@@ -134,6 +130,15 @@ def progress_bar(description: str, total: int | None = None, enabled: bool = Tru
     if not enabled:
         yield Bar(None)
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
