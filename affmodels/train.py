@@ -32,7 +32,7 @@ from affmodels.checkpoint import (
 )
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.errors import RunFolderError
-from affmodels.evaluate import evaluate_model, score
+from affmodels.evaluate import eval_stream, evaluate_model, score
 from affmodels.losses import LossWeights, multitask_loss
 from affmodels.model import ModelConfig, MultiTaskNet
 
@@ -71,6 +71,8 @@ class TrainConfig:
     #: stop after this many steps in all (for tests and smoke runs); None = all epochs
     max_steps: int | None = None
     resume: bool = False
+    #: check each shard of --data and --val against the manifest's sha256 (once per file version)
+    verify: bool = True
 
 
 @dataclass
@@ -99,7 +101,8 @@ class TrainResult:
 def _stream(path: str, cfg: TrainConfig, train: bool) -> AffectStream:
     balance = dict(zip(("va", "au", "expr"), cfg.balance)) if (train and cfg.balance) else None
     return AffectStream(path, seed=cfg.seed, shuffle=train, batch_size=cfg.batch_size,
-                        augment=Augment() if (train and cfg.augment) else None, balance=balance)
+                        augment=Augment() if (train and cfg.augment) else None, balance=balance,
+                        verify=cfg.verify)
 
 
 def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
@@ -127,6 +130,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     stream = _stream(cfg.data, cfg, train=True)
+    val = eval_stream(cfg.val, cfg.batch_size, verify=cfg.verify) if (cfg.val and d.main) else None
     model, mcfg = build_model(stream, cfg)
     model.to(d.device)
     weights = loss_weights(stream.manifest)
@@ -202,8 +206,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         record = EpochRecord(epoch=epoch, step=step, lr=float(scheduler.get_last_lr()[0]),
                              train={k: v / max(batches, 1) for k, v in sums.items()},
                              seconds=round(seconds, 2), samples_per_s=round(samples * d.world_size / max(seconds, 1e-9), 1))
-        if cfg.val and d.main:
-            metrics = evaluate_model(model, cfg.val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
+        if val is not None:
+            metrics = evaluate_model(model, val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
             record.val = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         history.append(record)
         current = score(record.val) if record.val else -record.train.get("loss", math.inf)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import err, print_table, progress_bar
+from cli.common import NoVerifyOption, err, print_table, progress_bar
 
 ROW = [("ccc_mean", "VA CCC"), ("au_f1_mean", "AU F1"), ("expr_f1_macro", "EXPR F1"), ("score", "score")]
 
@@ -41,6 +41,7 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(help="Also save last.pt every N steps (0: each epoch only).")] = 0,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in all (smoke runs).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where last.pt left it.")] = False,
+    no_verify: NoVerifyOption = False,
     json: Annotated[bool, typer.Option("--json", help="Print the epoch records as JSON lines.")] = False,
 ) -> None:
     """Train on an export with masked multi-task losses; best and last checkpoints, curves, metrics.
@@ -57,7 +58,7 @@ def train(
 
         train_gan(data=data, out=out, val=val, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
                   workers=workers, threads=threads, seed=seed, checkpoint_every=checkpoint_every,
-                  max_steps=max_steps, resume=resume, json=json)
+                  max_steps=max_steps, resume=resume, json=json, verify=not no_verify)
         return
     from affmodels.train import TrainConfig
     from affmodels.train import train as run
@@ -66,7 +67,7 @@ def train(
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
                       pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
-                      checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume)
+                      checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify)
     rows = []
 
     def on_epoch(record) -> None:

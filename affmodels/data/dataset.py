@@ -55,7 +55,9 @@ class AffectStream(IterableDataset):
     the default 32 mixes about a hundred video segments per window: with 4, batches came from a
     dozen videos and balanced sampling redrew the same few AU and expression frames, and the
     network did not learn on the synthetic data
-    per worker). ``drop_last``: drop the epoch's tail instead of padding it by repetition.
+    per worker). ``verify``: check each shard's sha256 against the manifest, once per file
+    version (:mod:`affmodels.data.verify`; a corrupted shard is a :class:`ShardError`).
+    ``drop_last``: drop the epoch's tail instead of padding it by repetition.
     ``balance``: task weights for balanced resampling (:mod:`affmodels.data.balance`).
     ``rank``/``world_size``: default to torch.distributed, then $RANK/$WORLD_SIZE; they are
     resolved here, so build the dataset after ``init_process_group``.
@@ -63,7 +65,7 @@ class AffectStream(IterableDataset):
 
     def __init__(self, path: str | Path, *, seed: int = 0, shuffle: bool = True,
                  batch_size: int | None = None, drop_last: bool = False, window: int = 32,
-                 verify: bool = False, augment: Augment | None = None,
+                 verify: bool = True, augment: Augment | None = None,
                  balance: Mapping[str, float] | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:
         super().__init__()
