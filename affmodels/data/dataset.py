@@ -24,6 +24,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from affmodels.data.augment import Augment
 from affmodels.data.balance import TASKS, balanced_counts, check_weights
 from affmodels.data.collate import empty_batch, fill_labels, pixels, sample_from
+from affmodels.data.handover import SlotPool, pack
 from affmodels.data.decode import decode_into
 from affmodels.data.errors import ResumeError, ShardError
 from affmodels.data.manifest import Manifest, load_manifest
@@ -96,6 +97,7 @@ class AffectStream(IterableDataset):
         self._base = 0  # samples (global) consumed before this process's current iteration
         self._yielded = 0  # samples (this rank) yielded by in-process iteration since then
         self._order: EpochOrder | None = None
+        self._pool: SlotPool | None = None  # a worker's image slots (made in the worker)
 
     # -------------------------------------------------------------- what the trainer needs
 
@@ -244,36 +246,47 @@ class AffectStream(IterableDataset):
         finally:
             reader.close()
 
-    def _decode(self, win: Block, local: np.ndarray, out: np.ndarray, epoch: int,
-                positions: np.ndarray) -> None:
+    def _decode(self, win: Block, local: np.ndarray, out: np.ndarray) -> None:
+        """Decode rows ``local`` of ``win`` into ``out`` (one C call a sample; no other Python per sample)."""
         enc = self.manifest.encoding
-        for slot, j in enumerate(local):
+        for slot, data in enumerate(win.images.slices(local)):
             try:
-                decode_into(win.images[j], out[slot], enc)
+                decode_into(data, out[slot], enc)
             except (ValueError, RuntimeError) as e:
+                j = local[slot]
                 raise ShardError(f"{self.manifest.root}: row {win.rows[j]} ({win.video[j]} frame "
                                  f"{win.frame[j]}): cannot decode its image ({e})") from e
-        if self.augment is not None:
-            self.augment.apply(out, self.seed, epoch, positions)
+
+    def _slots(self) -> SlotPool | None:
+        """This worker's reusable image buffers, when its loader takes packed batches."""
+        if get_worker_info() is None or not self._state.handover or not self.batch_size:
+            return None
+        if self._pool is None:
+            self._pool = SlotPool(self.batch_size, self.image_size)
+        return self._pool
 
     def _batches(self, order: EpochOrder, start: int, stop: int) -> Iterator[dict[str, Any]]:
         bs, size, k = self.batch_size or 1, self.image_size, self.n_aus
+        pool = self._slots()
         batch: dict[str, Any] | None = None
+        lease = None
         filled = n = 0
         for pos, local, win in self._windows(order, start, stop):
             i = 0
             while i < len(local):
                 if batch is None:
                     n = min(bs, stop - (pos + i))
-                    batch, filled = empty_batch(n, size, k), 0
+                    image, lease = pool.take(n) if pool is not None else (None, None)
+                    batch, filled = empty_batch(n, size, k, image=image), 0
                 take = min(n - filled, len(local) - i)
                 idx = local[i:i + take]
-                fill_labels(batch, filled, win, idx)
-                self._decode(win, idx, pixels(batch)[filled:filled + take], order.epoch,
-                             np.arange(pos + i, pos + i + take))
+                fill_labels(batch, filled, win, idx, np.arange(pos + i, pos + i + take))
+                self._decode(win, idx, pixels(batch)[filled:filled + take])
                 filled, i = filled + take, i + take
                 if filled == n:
-                    yield batch
+                    if self.augment is not None:  # once per batch, vectorised
+                        self.augment.apply(pixels(batch), self.seed, order.epoch, batch["position"].numpy())
+                    yield pack(batch, lease) if pool is not None else batch
                     batch = None
 
     def _samples(self, order: EpochOrder, start: int, stop: int) -> Iterator[dict[str, Any]]:
@@ -281,8 +294,10 @@ class AffectStream(IterableDataset):
         for pos, local, win in self._windows(order, start, stop):
             for i, j in enumerate(local):
                 img = np.empty((1, size, size, 3), dtype=np.uint8)
-                self._decode(win, local[i:i + 1], img, order.epoch, np.array([pos + i]))
-                yield sample_from(win, int(j), img[0])
+                self._decode(win, local[i:i + 1], img)
+                if self.augment is not None:
+                    self.augment.apply(img, self.seed, order.epoch, np.array([pos + i]))
+                yield sample_from(win, int(j), img[0], pos + i)
 
 
 __all__ = ["AffectStream", "dist_info"]

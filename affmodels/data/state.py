@@ -2,8 +2,9 @@
 
 Persistent workers keep the dataset object they were started with, so ``set_epoch`` and
 ``load_state_dict`` called in the main process must reach them through shared memory: a
-5-int ``RawArray`` (epoch, samples to skip, the world size and workers that produced them,
-the loader's batch size). Pickled outside process spawning (``copy.deepcopy``, a plain
+6-int ``RawArray`` (epoch, samples to skip, the world size and workers that produced them,
+the loader's batch size, and whether the loader takes packed batches with reusable image slots:
+:mod:`affmodels.data.handover`). Pickled outside process spawning (``copy.deepcopy``, a plain
 ``pickle.dumps``) it becomes a detached copy instead of failing. The array lives in an
 anonymous, already-unlinked mapping: nothing is left in /dev/shm after a crash.
 """
@@ -14,13 +15,13 @@ import multiprocessing as mp
 from multiprocessing.context import get_spawning_popen
 from typing import Any
 
-_FIELDS = ("epoch", "resume", "resume_world", "resume_workers", "loader_batch")
+_FIELDS = ("epoch", "resume", "resume_world", "resume_workers", "loader_batch", "handover")
 
 
 class SharedState:
-    def __init__(self, values: tuple[int, ...] = (0, 0, 0, 0, 0)) -> None:
+    def __init__(self, values: tuple[int, ...] | None = None) -> None:
         self._arr = mp.RawArray("q", len(_FIELDS))
-        self._arr[:] = list(values)
+        self._arr[:] = list(values) if values is not None else [0] * len(_FIELDS)
 
     def __getattr__(self, name: str) -> int:
         if name in _FIELDS:
