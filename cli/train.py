@@ -42,6 +42,10 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in all (smoke runs).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where last.pt left it.")] = False,
     no_verify: NoVerifyOption = False,
+    amp: Annotated[str, typer.Option(help="Mixed precision of the step: auto (bf16 on CUDA), bf16 or off.")] = "auto",
+    fused: Annotated[bool | None, typer.Option("--fused/--no-fused", help="Fused AdamW kernel (default: on CUDA).", show_default=False)] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (a minute of compilation first).")] = False,
+    augment_on: Annotated[str, typer.Option(help="Where flips and jitter run: auto (the GPU when training on CUDA), loader (the workers) or device.")] = "auto",
     json: Annotated[bool, typer.Option("--json", help="Print the epoch records as JSON lines.")] = False,
 ) -> None:
     """Train on an export with masked multi-task losses; best and last checkpoints, curves, metrics.
@@ -60,14 +64,21 @@ def train(
                   workers=workers, threads=threads, seed=seed, checkpoint_every=checkpoint_every,
                   max_steps=max_steps, resume=resume, json=json, verify=not no_verify)
         return
+    from affmodels.step import AMP, AUGMENT_ON
     from affmodels.train import TrainConfig
     from affmodels.train import train as run
+
+    if amp not in AMP:
+        raise typer.BadParameter(f"--amp must be one of {', '.join(AMP)}, not {amp!r}")
+    if augment_on not in AUGMENT_ON:
+        raise typer.BadParameter(f"--augment-on must be one of {', '.join(AUGMENT_ON)}, not {augment_on!r}")
 
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
                       pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
-                      checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify)
+                      checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify,
+                      amp=amp, fused=fused, compile=compile, augment_on=augment_on)
     rows = []
 
     def on_epoch(record) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from itertools import islice
@@ -226,3 +227,46 @@ def test_arguments_are_validated(export: Export) -> None:
 def test_package_never_imports_decord() -> None:
     code = "import sys, affmodels.data; assert 'decord' not in sys.modules, 'decord imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_augmentation_on_the_device_equals_the_loaders(export: Export) -> None:
+    aug = Augment(hflip=0.5, scale=(0.6, 1.0), brightness=0.2, contrast=0.2)
+    plain = next(iter(AffectStream(export.root, batch_size=64, seed=7)))
+    in_loader = next(iter(AffectStream(export.root, batch_size=64, seed=7, augment=aug)))
+    on_device = aug.apply_torch(plain["image"], 7, 0, plain["position"])
+    assert torch.equal(on_device, in_loader["image"]) and not torch.equal(on_device, plain["image"])
+    assert on_device.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain["position"], torch.arange(64))  # the first batch of the sequence
+
+
+def _storage_inode(t: torch.Tensor) -> int:
+    fd, _ = t.untyped_storage()._share_fd_cpu_()
+    return os.fstat(fd).st_ino
+
+
+def test_workers_reuse_image_slots_once_the_trainer_lets_go(export: Export) -> None:
+    ds = AffectStream(export.root, batch_size=8, seed=2)
+    loader = make_loader(ds, 8, workers=2)
+    inodes, rows = set(), []
+    for batch in loader:  # 30 batches, each dropped before the next is asked for
+        inodes.add(_storage_inode(batch["image"]))
+        rows.append(batch["row"].numpy().copy())
+        assert np.array_equal(batch["image"].permute(0, 2, 3, 1).numpy(), export.pixels[batch["row"].numpy()])
+    assert len(rows) == 30 and sorted(np.concatenate(rows)) == list(range(export.rows))
+    assert len(inodes) <= 2 * 6  # a few slots per worker, not one buffer per batch
+
+
+def test_batches_the_trainer_keeps_are_never_overwritten(export: Export) -> None:
+    ds = AffectStream(export.root, batch_size=8, seed=2)
+    loader = make_loader(ds, 8, workers=2)  # persistent workers: the same slots every epoch
+    kept = list(loader)  # 30 batches held at once: more than the slots
+    for b in kept:
+        assert np.array_equal(b["image"].permute(0, 2, 3, 1).numpy(), export.pixels[b["row"].numpy()])
+    views = [b["image"][:2] for b in kept]  # a view keeps its slot busy too
+    rows = [b["row"].numpy() for b in kept]
+    del kept, b
+    for epoch in (1, 2):  # the same workers go on decoding while the views are alive
+        ds.set_epoch(epoch)
+        assert sum(len(b["row"]) for b in loader) == export.rows
+    for v, r in zip(views, rows):
+        assert np.array_equal(v.permute(0, 2, 3, 1).numpy(), export.pixels[r[:2]])
