@@ -21,8 +21,10 @@ import pyarrow.parquet as pq
 
 from affmodels.data.errors import ShardError
 from affmodels.data.manifest import Manifest, check_version
+from affmodels.data.pages import ImagePages, Unsupported, image_pages
 
 COLUMNS = ("video", "track", "frame", "image", "valence", "arousal", "au", "au_mask", "expr")
+LABEL_COLUMNS = tuple(c for c in COLUMNS if c != "image")
 
 
 @dataclass
@@ -95,8 +97,9 @@ def _flat(col: pa.ChunkedArray, k: int, fill: int | bool) -> tuple[np.ndarray, n
     return values, valid
 
 
-def table_to_block(table: pa.Table, rows: np.ndarray, k: int) -> Block:
-    """Convert a table of :data:`COLUMNS` (export schema) to a :class:`Block`."""
+def table_to_block(table: pa.Table, rows: np.ndarray, k: int, images: Images | None = None) -> Block:
+    """Convert a table of :data:`COLUMNS` (export schema) to a :class:`Block`; ``images``
+    replaces the table's image column (which it may then lack)."""
     valence, arousal, expr = table["valence"], table["arousal"], table["expr"]
     va_mask = (pc.is_valid(valence).to_numpy(zero_copy_only=False)
                & pc.is_valid(arousal).to_numpy(zero_copy_only=False))
@@ -108,7 +111,7 @@ def table_to_block(table: pa.Table, rows: np.ndarray, k: int) -> Block:
     expr_mask = pc.is_valid(expr).to_numpy(zero_copy_only=False)
     return Block(
         rows=rows,
-        images=Images.from_arrow(table["image"]),
+        images=Images.from_arrow(table["image"]) if images is None else images,
         va=va, va_mask=va_mask, au=au, au_mask=au_mask,
         expr=pc.fill_null(expr, -1).to_numpy().astype(np.int64), expr_mask=expr_mask,
         video=table["video"].to_numpy(zero_copy_only=False),
@@ -124,6 +127,7 @@ class ShardReader:
         self.manifest = manifest
         self.max_open = max_open
         self._files: OrderedDict[int, pq.ParquetFile] = OrderedDict()
+        self._pages: dict[int, ImagePages | None] = {}
 
     def _file(self, shard: int) -> pq.ParquetFile:
         f = self._files.get(shard)
@@ -151,8 +155,10 @@ class ShardReader:
             raise ShardError(f"shard {entry.path}: column au is {k}, expected a fixed-size list of "
                              f"{self.manifest.n_aus} (the manifest's AUs)")
         self._files[shard] = f
+        self._pages[shard] = image_pages(self.manifest.shard_path(shard), f)
         if len(self._files) > self.max_open:
-            self._files.popitem(last=False)
+            gone, _ = self._files.popitem(last=False)
+            self._pages.pop(gone, None)
         return f
 
     def read(self, shard: int, group: int, first_row: int, length: int) -> Block:
@@ -161,12 +167,17 @@ class ShardReader:
         if group >= f.num_row_groups or f.metadata.row_group(group).num_rows != length:
             raise ShardError(f"shard {entry.path}: row group {group} is not the {length} rows the "
                              f"manifest's row_group_size ({self.manifest.row_group_size}) implies")
+        pages = self._pages.get(shard)
         try:
-            table = f.read_row_group(group, columns=list(COLUMNS), use_threads=False)
-        except (OSError, pa.ArrowException) as e:
+            table = f.read_row_group(group, columns=list(LABEL_COLUMNS if pages else COLUMNS), use_threads=False)
+            images = None
+            if pages is not None:  # only the images a worker decodes are ever touched
+                starts, stops = pages.ranges(group)
+                images = Images([pages.data], np.zeros(length, np.int64), starts, stops)
+        except (OSError, pa.ArrowException, Unsupported) as e:
             raise ShardError(f"shard {entry.path}: cannot read row group {group} ({e})") from e
         return table_to_block(table, np.arange(first_row, first_row + length, dtype=np.int64),
-                              self.manifest.n_aus)
+                              self.manifest.n_aus, images)
 
     def read_task_masks(self) -> dict[str, np.ndarray]:
         """(rows,) bool per task over the whole export (for balanced sampling)."""
@@ -180,6 +191,7 @@ class ShardReader:
 
     def close(self) -> None:
         self._files.clear()
+        self._pages.clear()
 
 
 def concat_blocks(blocks: list[Block]) -> Block:

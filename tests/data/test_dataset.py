@@ -270,3 +270,29 @@ def test_batches_the_trainer_keeps_are_never_overwritten(export: Export) -> None
         assert sum(len(b["row"]) for b in loader) == export.rows
     for v, r in zip(views, rows):
         assert np.array_equal(v.permute(0, 2, 3, 1).numpy(), export.pixels[r[:2]])
+
+
+def test_images_are_read_from_the_mapped_pages_where_the_layout_allows(export: Export, plain_export: Export,
+                                                                        tmp_path) -> None:
+    from affmodels.data.manifest import load_manifest
+    from affmodels.data.reader import ShardReader
+    from tests.data.exports import AFFDATA_WRITER, write_export
+
+    def fast(root) -> bool:
+        reader = ShardReader(load_manifest(root))
+        reader._file(0)
+        return reader._pages[0] is not None
+
+    v2 = write_export(tmp_path / "v2", videos=2, frames=30, writer={**AFFDATA_WRITER, "data_page_version": "2.0"})
+    assert fast(plain_export.root) and not fast(export.root) and not fast(v2.root)  # snappy, v2 pages: Arrow
+    ref = _parquet(plain_export)
+    for ds in (AffectStream(plain_export.root, batch_size=32, seed=1), AffectStream(v2.root, batch_size=16)):
+        batches = list(ds)
+        e = plain_export if ds.manifest.root == plain_export.root else v2
+        for b in batches:
+            _check_contract(b, e, ref if e is plain_export else _parquet(e))
+        assert sorted(_rows(batches)) == list(range(e.rows))
+    two = list(make_loader(AffectStream(plain_export.root, batch_size=16, seed=5), 16, workers=2))
+    assert sorted(_rows(two)) == list(range(plain_export.rows))
+    for b in two:
+        _check_contract(b, plain_export, ref)
