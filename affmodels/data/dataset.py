@@ -4,7 +4,8 @@ IterableDataset.
 Each (rank, worker) reads its contiguous span of the epoch's sequence (see
 :mod:`affmodels.data.order`) window by window: the window's row groups are read whole, then
 its samples are decoded, in the sequence's order, straight into a preallocated batch (or one
-sample at a time when ``batch_size`` is None). The state is (epoch, samples consumed
+sample at a time when ``batch_size`` is None); in a DataLoader worker that batch is one of the
+worker's reusable shared-memory slots (:mod:`affmodels.data.handover`). The state is (epoch, samples consumed
 globally); on resume each worker works out from it how many of its own samples the trainer
 already had (:meth:`Partition.worker_skip`) and starts after them, so the samples after a
 resume are exactly those an uninterrupted run would have produced, augmentations included.
@@ -24,9 +25,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 from affmodels.data.augment import Augment
 from affmodels.data.balance import TASKS, balanced_counts, check_weights
 from affmodels.data.collate import empty_batch, fill_labels, pixels, sample_from
-from affmodels.data.handover import SlotPool, pack
 from affmodels.data.decode import decode_into
 from affmodels.data.errors import ResumeError, ShardError
+from affmodels.data.handover import SlotPool, pack
 from affmodels.data.manifest import Manifest, load_manifest
 from affmodels.data.order import EpochOrder, Partition, block_layout, partition
 from affmodels.data.reader import Block, ShardReader, concat_blocks

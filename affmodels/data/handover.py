@@ -40,7 +40,7 @@ class Lease:
         self.flags, self.slot = flags, slot
 
     def release(self) -> None:
-        self.flags[self.slot] = 0
+        self.flags.numpy()[self.slot] = 0  # numpy: a byte store (torch's indexing costs far more)
 
 
 class SlotPool:

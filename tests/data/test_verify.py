@@ -15,8 +15,8 @@ import pytest
 
 import affmodels.data.verify as verify_mod
 from affmodels.data import AffectStream, ShardError
-from affmodels.data.verify import RACY_NS, cache_paths, forget, verify_shards
 from affmodels.data.manifest import load_manifest
+from affmodels.data.verify import RACY_NS, cache_paths, forget, verify_shards
 from tests.data.exports import Export
 
 ROOT = Path(__file__).resolve().parents[2]
