@@ -167,14 +167,17 @@ class ShardReader:
         if group >= f.num_row_groups or f.metadata.row_group(group).num_rows != length:
             raise ShardError(f"shard {entry.path}: row group {group} is not the {length} rows the "
                              f"manifest's row_group_size ({self.manifest.row_group_size}) implies")
+        images = None
         pages = self._pages.get(shard)
-        try:
-            table = f.read_row_group(group, columns=list(LABEL_COLUMNS if pages else COLUMNS), use_threads=False)
-            images = None
-            if pages is not None:  # only the images a worker decodes are ever touched
+        if pages is not None:  # only the images a worker decodes are ever touched
+            try:
                 starts, stops = pages.ranges(group)
                 images = Images([pages.data], np.zeros(length, np.int64), starts, stops)
-        except (OSError, pa.ArrowException, Unsupported) as e:
+            except (Unsupported, IndexError):  # a row group laid out otherwise: Arrow reads it
+                images = None
+        try:
+            table = f.read_row_group(group, columns=list(LABEL_COLUMNS if images is not None else COLUMNS), use_threads=False)
+        except (OSError, pa.ArrowException) as e:
             raise ShardError(f"shard {entry.path}: cannot read row group {group} ({e})") from e
         return table_to_block(table, np.arange(first_row, first_row + length, dtype=np.int64),
                               self.manifest.n_aus, images)
