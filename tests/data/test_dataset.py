@@ -275,6 +275,7 @@ def test_batches_the_trainer_keeps_are_never_overwritten(export: Export) -> None
 def test_images_are_read_from_the_mapped_pages_where_the_layout_allows(export: Export, plain_export: Export,
                                                                         tmp_path) -> None:
     from affmodels.data.manifest import load_manifest
+    from affmodels.data.pages import _PAGE_HEADER, _struct
     from affmodels.data.reader import ShardReader
     from tests.data.exports import AFFDATA_WRITER, write_export
 
@@ -285,6 +286,19 @@ def test_images_are_read_from_the_mapped_pages_where_the_layout_allows(export: E
 
     v2 = write_export(tmp_path / "v2", videos=2, frames=30, writer={**AFFDATA_WRITER, "data_page_version": "2.0"})
     assert fast(plain_export.root) and not fast(export.root) and not fast(v2.root)  # snappy, v2 pages: Arrow
+    # many small pages per row group, with checksums and statistics in their headers
+    paged = write_export(tmp_path / "paged", videos=2, frames=30, row_group_size=20,
+                         writer={**AFFDATA_WRITER, "data_page_size": 2000, "write_batch_size": 1,
+                                 "write_page_checksum": True, "write_statistics": True})
+    shard = paged.root / "data" / "shard-00000.parquet"
+    chunk = pq.ParquetFile(shard).metadata.row_group(0).column(6)
+    blob, pos, pages = memoryview(shard.read_bytes()), chunk.data_page_offset, 0
+    while pos < chunk.data_page_offset + chunk.total_compressed_size:
+        header, pos = _struct(blob, pos, _PAGE_HEADER)
+        pos, pages = pos + header["compressed_size"], pages + 1
+    assert pages > 3 and fast(paged.root)
+    for b in AffectStream(paged.root, batch_size=8, seed=3):
+        _check_contract(b, paged, _parquet(paged))
     ref = _parquet(plain_export)
     for ds in (AffectStream(plain_export.root, batch_size=32, seed=1), AffectStream(v2.root, batch_size=16)):
         batches = list(ds)
