@@ -50,16 +50,19 @@ def build_export(work: Path, subjects: int, seconds: float, size: int = 112,
                  workers: int = 2) -> tuple[Path, Path | None, str]:
     """(export dir, videos dir or None, how it was made): ``work/export-train`` at 112 px,
     ``work/export-train-SIZE`` at any other size, all from one store."""
+    ds = work / "synthetic"
+    out = work / ("export-train" if size == 112 else f"export-train-{size}")
+    videos = ds / "videos" if (ds / "videos").is_dir() else None
+    if (out / "meta" / "info.json").exists():  # made before (or carried to a device machine)
+        return out, videos, "synthetic generator -> store -> affdata.export.export_part (reused)"
     from affdata.synthetic import generate_dataset
 
-    ds = work / "synthetic"
     if not (ds / "dataset.json").exists():
         generate_dataset(ds, subjects=subjects, seconds=seconds, seed=0)
     try:
         from affdata.export import export_part
     except ImportError:
         export_part = None
-    out = work / ("export-train" if size == 112 else f"export-train-{size}")
     if export_part is not None:
         if not (out / "meta" / "info.json").exists():
             from affdata.boxes import import_boxes
