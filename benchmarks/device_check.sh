@@ -4,7 +4,7 @@
 #  1. data: synthetic exports at 64 and 112 px under $WORK (made by benchmarks/loader.py
 #     --build-only when missing, which needs affdata's dependencies there; or make them here with
 #     `python benchmarks/loader.py --work .bench/loader --subjects 10 --seconds 50 --build-only 64,112`
-#     and carry .bench/loader/export-train and .bench/loader/export-train-64, about 45 MB);
+#     and carry .bench/loader/export-train and .bench/loader/export-train-64; mind the carry limit);
 #  2. the step alone: benchmarks/train_step.py, cnn, batch 256, at 64 and 112 px, fp32 and bf16
 #     (bf16 autocast and fused AdamW are what `affmodels train` uses on CUDA);
 #  3. end to end: `affmodels train` (cnn, batch 256, defaults: bf16, fused AdamW, augmentation
