@@ -81,6 +81,8 @@ class TrainConfig:
     fused: bool | None = None
     compile: bool = False
     augment_on: str = "auto"
+    #: NHWC activations (ModelConfig.channels_last)
+    channels_last: bool = True
 
 
 @dataclass
@@ -114,7 +116,8 @@ def _stream(path: str, cfg: TrainConfig, train: bool, augment: Augment | None = 
 
 def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
     mcfg = ModelConfig(trunk=cfg.model, n_aus=stream.n_aus, n_classes=stream.n_classes,
-                       image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained)
+                       image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained,
+                       channels_last=cfg.channels_last)
     return MultiTaskNet(mcfg), mcfg
 
 

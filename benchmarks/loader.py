@@ -136,6 +136,7 @@ class Reader:
     def __init__(self, name: str, loader: Any, count: Any, set_epoch: Any = None) -> None:
         self.name, self.loader, self.count, self.set_epoch = name, loader, count, set_epoch
         self.epoch, self.runs = 0, []
+        self.bound: float | None = None
         self.one()  # warm-up: worker start, page cache
 
     def pids(self) -> list[int]:
@@ -409,10 +410,21 @@ def main() -> None:
 
     def entry(r: Reader) -> dict[str, Any]:
         cpu_us = statistics.median(c / n * 1e6 for n, _, c in r.runs[1:])
-        return {"samples_per_s": round(rate(r)), "runs": [round(n / w) for n, w, _ in r.runs[1:]],
-                "vs_bare_decode": round(ratio(r, bare), 3), "cpu_us_per_sample": round(cpu_us, 1),
-                "vs_model_step": round(rate(r) / model, 1)}
+        e = {"samples_per_s": round(rate(r)), "runs": [round(n / w) for n, w, _ in r.runs[1:]],
+             "vs_bare_decode": round(ratio(r, bare), 3), "cpu_us_per_sample": round(cpu_us, 1),
+             "vs_model_step": round(rate(r) / model, 1)}
+        if getattr(r, "bound", None) is not None:
+            e["cpu_bound_vs_bare_on_two_idle_cores"] = r.bound  # 2 x (bare CPU / this CPU) per sample
+        return e
 
+    # this kernel shares the CPU between sessions (autogroup): while other sessions keep the
+    # cores busy, this run's processes share one slice however many there are, so wall-clock
+    # ratios between one process and several mostly measure efficiency. What two idle cores
+    # would give follows from the CPU cost per sample:
+    bare_cpu = statistics.median(c / n for n, _, c in bare.runs[1:])
+    for name in ("stream_2w", "stream_2w_augment", "map_2w"):
+        out_cpu = statistics.median(c / n for n, _, c in by[name].runs[1:])
+        by[name].bound = round(min(2, os.cpu_count() or 1) * bare_cpu / out_cpu, 3)
     epoch_s = statistics.median(w for _, w, _ in by["stream_2w"].runs[1:])
     verify = verification_cost(root, epoch_s)
     decord = decord_rate(root, videos, m.image_size, args.decord_frames) if (videos is not None and args.decord_frames) else None
@@ -437,6 +449,7 @@ def main() -> None:
         "cnn_forward_backward": {"samples_per_s": round(model), "runs": model_runs},
     }
     out["targets"] = {"stream_2w_ge_1.6x_bare_decode": out["stream_2_workers"]["vs_bare_decode"] >= 1.6,
+                      "stream_2w_ge_1.6x_bare_decode_by_cpu": out["stream_2_workers"]["cpu_bound_vs_bare_on_two_idle_cores"] >= 1.6,
                       "stream_2w_ahead_of_map_2w": out["stream_2_vs_map_2"] > 1.0,
                       "stream_1w_ge_0.85x_bare_decode": out["stream_1_worker"]["vs_bare_decode"] >= 0.85,
                       "stream_faster_than_model_step": rate(by["stream_2w"]) > model}

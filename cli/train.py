@@ -46,6 +46,7 @@ def train(
     fused: Annotated[bool | None, typer.Option("--fused/--no-fused", help="Fused AdamW kernel (default: on CUDA).", show_default=False)] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (a minute of compilation first).")] = False,
     augment_on: Annotated[str, typer.Option(help="Where flips and jitter run: auto (the GPU when training on CUDA), loader (the workers) or device.")] = "auto",
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC activations in the network.")] = True,
     json: Annotated[bool, typer.Option("--json", help="Print the epoch records as JSON lines.")] = False,
 ) -> None:
     """Train on an export with masked multi-task losses; best and last checkpoints, curves, metrics.
@@ -78,7 +79,7 @@ def train(
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
                       pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify,
-                      amp=amp, fused=fused, compile=compile, augment_on=augment_on)
+                      amp=amp, fused=fused, compile=compile, augment_on=augment_on, channels_last=channels_last)
     rows = []
 
     def on_epoch(record) -> None:
