@@ -10,7 +10,8 @@
 #  3. end to end: `affmodels train` (cnn, batch 256, defaults: bf16, fused AdamW, augmentation
 #     on the GPU, pinned memory) for EPOCHS epochs with 4, 8 and 16 loader workers at 64 and
 #     112 px, plus 8 workers with the augmentation left in the loader (--augment-on loader);
-#     samples/s of the epochs after the first (worker start-up excluded);
+#     samples/s of the epochs after the first (worker start-up excluded); COMPILE=1 adds a run
+#     with --compile;
 #  4. $OUT/device_check.json: per size and worker count, end to end against the step alone
 #     (bf16), and the goal (end to end >= 0.9 of the step alone).
 #
@@ -46,6 +47,7 @@ if [ "$MODE" = loader ]; then
     for w in 4 8 16; do e2e "$size" "$w" "${size}px-${w}w"; done
   done
   e2e 112 8 "112px-8w-augment-in-loader" --augment-on loader
+  if [ "${COMPILE:-0}" = 1 ]; then e2e 112 8 "112px-8w-compile" --compile; fi  # about a minute more
   python3 - "$OUT" > "$OUT/device_check.json" <<'PY'
 import json, pathlib, statistics, sys
 out = pathlib.Path(sys.argv[1])
