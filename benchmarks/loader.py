@@ -417,10 +417,10 @@ def main() -> None:
             e["cpu_bound_vs_bare_on_two_idle_cores"] = r.bound  # 2 x (bare CPU / this CPU) per sample
         return e
 
-    # this kernel shares the CPU between sessions (autogroup): while other sessions keep the
-    # cores busy, this run's processes share one slice however many there are, so wall-clock
-    # ratios between one process and several mostly measure efficiency. What two idle cores
-    # would give follows from the CPU cost per sample:
+    # where the kernel shares CPU time between sessions (autogroup) and other sessions keep the
+    # cores busy, this run's processes share about one session's slice however many there are,
+    # so wall-clock ratios of several processes to one understate what they do on idle cores.
+    # The CPU cost per sample bounds that (a bound: it assumes no waiting):
     bare_cpu = statistics.median(c / n for n, _, c in bare.runs[1:])
     for name in ("stream_2w", "stream_2w_augment", "map_2w"):
         out_cpu = statistics.median(c / n for n, _, c in by[name].runs[1:])
