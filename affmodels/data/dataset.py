@@ -31,7 +31,7 @@ from affmodels.data.handover import SlotPool, pack
 from affmodels.data.manifest import Manifest, load_manifest
 from affmodels.data.order import EpochOrder, Partition, block_layout, partition
 from affmodels.data.reader import Block, ShardReader, concat_blocks
-from affmodels.data.state import SharedState
+from affmodels.data.state import MAX_WORKERS, SharedState
 
 
 def dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -260,10 +260,11 @@ class AffectStream(IterableDataset):
 
     def _slots(self) -> SlotPool | None:
         """This worker's reusable image buffers, when its loader takes packed batches."""
-        if get_worker_info() is None or not self._state.handover or not self.batch_size:
+        info = get_worker_info()
+        if info is None or not self._state.handover or not self.batch_size or info.id >= MAX_WORKERS:
             return None
         if self._pool is None:
-            self._pool = SlotPool(self.batch_size, self.image_size)
+            self._pool = SlotPool(self._state, info.id, self.batch_size, self.image_size)
         return self._pool
 
     def _batches(self, order: EpochOrder, start: int, stop: int) -> Iterator[dict[str, Any]]:

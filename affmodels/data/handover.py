@@ -3,20 +3,22 @@
 Measured on 2 cores (docs/models.md): a fresh shared-memory batch per step costs about as much
 as decoding it (a new /dev/shm file, every page faulted and zeroed in the worker, mapped again
 in the trainer), and every small label tensor crossing the process boundary becomes one more
-shared-memory file. So a worker decodes into a few reused shared-memory *slots* and sends the
-labels as plain numpy arrays (pickled inline: a few kB). A one-byte flag per slot, in a small
-shared array, says whether the trainer still uses it: the worker sets it when it sends the slot;
-the trainer (:class:`Receiver`, inside :class:`~affmodels.data.loader.StreamLoader`) clears it
-once nothing refers to the slot's storage any more: after the pin-memory thread copied it to
-pinned memory (CUDA), or when the training step dropped the batch and every view of it (CPU,
-no copy at all). A worker with no free slot allocates another, up to :data:`POOL_SLOTS`, then
-falls back to a one-off buffer: it never waits on the trainer. The shared memory is already
-unlinked when mapped (torch's ``file_descriptor`` strategy): nothing is left in /dev/shm after a
-crash.
+shared-memory file and file-descriptor transfer. So a worker decodes into a few reused
+shared-memory *slots* and sends the labels as plain numpy arrays (pickled inline: a few kB).
+Who may reuse a slot is an owner token in the dataset's small shared state
+(:class:`~affmodels.data.state.SharedState`): the worker writes a fresh token when it sends the
+slot; the trainer (:class:`Receiver`, inside :class:`~affmodels.data.loader.StreamLoader`)
+clears it, if it is still that token, once nothing refers to the slot's storage any more: after
+the pin-memory thread copied it to pinned memory (CUDA), or when the training step dropped the
+batch and every view of it (CPU, no copy at all). A worker with no free slot allocates another,
+up to :data:`~affmodels.data.state.SLOTS`, then falls back to a one-off buffer: it never waits
+on the trainer. The shared memory is already unlinked when mapped (torch's
+``file_descriptor`` strategy): nothing is left in /dev/shm after a crash.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,46 +28,54 @@ from torch import Tensor
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from affmodels.data.collate import LABELS, empty_uint8
+from affmodels.data.state import SharedState
 
-#: reused image buffers per worker (a worker has at most prefetch_factor batches queued, the
-#: trainer holds one or two)
-POOL_SLOTS = 8
 LEASE = "_lease"
 
 
 class Lease:
-    """Which slot of which worker a batch's pixels live in (picklable; travels with the batch)."""
+    """Which slot of which worker a batch's pixels live in, and the token it was sent with."""
 
-    def __init__(self, flags: Tensor, slot: int) -> None:
-        self.flags, self.slot = flags, slot
+    __slots__ = ("worker", "slot", "token")
 
-    def release(self) -> None:
-        self.flags.numpy()[self.slot] = 0  # numpy: a byte store (torch's indexing costs far more)
+    def __init__(self, worker: int, slot: int, token: int) -> None:
+        self.worker, self.slot, self.token = worker, slot, token
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Lease, (self.worker, self.slot, self.token))
+
+    def release(self, state: SharedState) -> None:
+        tokens = state.slot_tokens(self.worker)
+        if tokens[self.slot] == self.token:  # not a slot a newer worker took over since
+            tokens[self.slot] = 0
 
 
 class SlotPool:
     """A worker's reusable shared image buffers of (batch, size, size, 3) uint8."""
 
-    def __init__(self, batch: int, size: int, slots: int = POOL_SLOTS) -> None:
-        self.shape = (batch, size, size, 3)
-        self.flags = torch.zeros(slots, dtype=torch.uint8).share_memory_()
+    def __init__(self, state: SharedState, worker: int, batch: int, size: int) -> None:
+        self.tokens = state.slot_tokens(worker)
+        self.worker, self.shape = worker, (batch, size, size, 3)
         self.slots: list[Tensor] = []
-        self.fresh = 0  # one-off buffers allocated because every slot was in use (for tests, benchmarks)
+        self._count = 0
+        self._base = (os.getpid() & 0x7FFFFF) << 40  # tokens of another process never collide
+        self.fresh = 0  # one-off buffers allocated because every slot was in use
 
     def take(self, n: int) -> tuple[Tensor, Lease | None]:
         """An (n, size, size, 3) uint8 buffer, and its lease (None for a one-off buffer)."""
-        flags = self.flags.numpy()
-        free = np.flatnonzero(flags[:len(self.slots)] == 0)
+        free = np.flatnonzero(self.tokens[:len(self.slots)] == 0)
         if len(free):
             i = int(free[0])
-        elif len(self.slots) < len(flags):
+        elif len(self.slots) < len(self.tokens):
             self.slots.append(empty_uint8(self.shape, shared=True))
             i = len(self.slots) - 1
         else:
             self.fresh += 1
             return empty_uint8((n, *self.shape[1:]), shared=True), None
-        flags[i] = 1
-        return self.slots[i][:n], Lease(self.flags, i)
+        self._count += 1
+        token = self._base | self._count
+        self.tokens[i] = token
+        return self.slots[i][:n], Lease(self.worker, i, token)
 
 
 def pack(batch: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
@@ -78,7 +88,8 @@ def pack(batch: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
 class Receiver:
     """The trainer's side: turns packed batches back into the batch contract and frees slots."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: SharedState) -> None:
+        self.state = state
         self._held: list[tuple[StorageWeakRef, Lease]] = []
 
     def __call__(self, item: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,7 +99,7 @@ class Receiver:
         if lease is not None:
             image = batch["image"]
             if image.is_pinned():  # the pin-memory thread already copied it out of the slot
-                lease.release()
+                lease.release(self.state)
             else:
                 self._held.append((StorageWeakRef(image.untyped_storage()), lease))
         return batch
@@ -98,7 +109,7 @@ class Receiver:
         held = []
         for ref, lease in self._held:
             if ref.expired():
-                lease.release()
+                lease.release(self.state)
             else:
                 held.append((ref, lease))
         self._held = held
@@ -108,4 +119,4 @@ class Receiver:
         self._held = []
 
 
-__all__ = ["LEASE", "POOL_SLOTS", "Lease", "Receiver", "SlotPool", "pack"]
+__all__ = ["LEASE", "Lease", "Receiver", "SlotPool", "pack"]

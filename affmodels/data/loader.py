@@ -54,7 +54,7 @@ class StreamLoader(DataLoader):
         self.stream_batch = stream_batch
         #: workers send packed batches in reusable image slots (affmodels.data.handover)
         self.packed = self.num_workers > 0 and dataset.batch_size is not None
-        self._receive = Receiver()
+        self._receive = Receiver(dataset._state)
         self._base = 0
         self._count = 0  # samples of this rank delivered since _base
         self._epoch = dataset.epoch  # the epoch _base and _count belong to

@@ -310,3 +310,17 @@ def test_images_are_read_from_the_mapped_pages_where_the_layout_allows(export: E
     assert sorted(_rows(two)) == list(range(plain_export.rows))
     for b in two:
         _check_contract(b, plain_export, ref)
+
+
+def test_a_late_release_never_frees_a_slot_that_new_workers_reuse(export: Export) -> None:
+    ds = AffectStream(export.root, batch_size=8, seed=2)
+    loader = make_loader(ds, 8, workers=2, persistent=False)  # new workers (and slots) each epoch
+    old = list(loader)  # epoch 0's batches, held: their slots stay taken
+    ds.set_epoch(1)
+    it = iter(loader)
+    kept = [next(it) for _ in range(4)]  # the new workers took the same slot numbers
+    del old  # released late: must not free the new workers' slots of the same numbers
+    kept += list(it)
+    assert len(kept) == 30
+    for b in kept:
+        assert np.array_equal(b["image"].permute(0, 2, 3, 1).numpy(), export.pixels[b["row"].numpy()])
