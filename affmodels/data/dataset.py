@@ -99,6 +99,7 @@ class AffectStream(IterableDataset):
         self._yielded = 0  # samples (this rank) yielded by in-process iteration since then
         self._order: EpochOrder | None = None
         self._pool: SlotPool | None = None  # a worker's image slots (made in the worker)
+        self._reader: ShardReader | None = None  # a worker's open shards (made in the worker)
 
     # -------------------------------------------------------------- what the trainer needs
 
@@ -232,7 +233,13 @@ class AffectStream(IterableDataset):
     def _windows(self, order: EpochOrder, start: int, stop: int) -> Iterator[tuple[int, np.ndarray, Block]]:
         """``(position, local indices, window block)``: each piece of the span with its row groups
         loaded (at most ``window`` held; the previous window's are dropped before reading)."""
-        reader = ShardReader(self.manifest)
+        worker = get_worker_info() is not None
+        if worker:  # a worker keeps its files open (and checked) from epoch to epoch
+            if self._reader is None:
+                self._reader = ShardReader(self.manifest)
+            reader = self._reader
+        else:
+            reader = ShardReader(self.manifest)
         held: dict[int, Block] = {}
         b = self.blocks
         try:
@@ -245,7 +252,8 @@ class AffectStream(IterableDataset):
                 win = concat_blocks([held[i] for i in ids])
                 yield pos, np.searchsorted(win.rows, rows), win
         finally:
-            reader.close()
+            if not worker:
+                reader.close()
 
     def _decode(self, win: Block, local: np.ndarray, out: np.ndarray) -> None:
         """Decode rows ``local`` of ``win`` into ``out`` (one C call a sample; no other Python per sample)."""
