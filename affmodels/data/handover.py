@@ -85,12 +85,23 @@ def pack(batch: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
     return out
 
 
+#: the C++ reference count of a storage (torch internals; None where this torch lacks it)
+_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
 class Receiver:
-    """The trainer's side: turns packed batches back into the batch contract and frees slots."""
+    """The trainer's side: turns packed batches back into the batch contract and frees slots.
+
+    It keeps each slot's storage it has seen (a reference: the mapping stays, so the next batch
+    in that slot is neither mapped nor page-faulted again) and frees a slot when its storage is
+    referred to by nothing else (the C++ reference count; where torch does not expose it, a
+    weak reference and the mapping goes with the batch).
+    """
 
     def __init__(self, state: SharedState) -> None:
         self.state = state
-        self._held: list[tuple[StorageWeakRef, Lease]] = []
+        self._mapped: dict[tuple[int, int], Any] = {}  # (worker, slot) -> its storage
+        self._held: list[tuple[Any, Lease]] = []
 
     def __call__(self, item: Mapping[str, Any]) -> dict[str, Any]:
         self.poll()
@@ -100,15 +111,25 @@ class Receiver:
             image = batch["image"]
             if image.is_pinned():  # the pin-memory thread already copied it out of the slot
                 lease.release(self.state)
+            elif _use_count is not None:
+                storage = image.untyped_storage()
+                self._mapped[(lease.worker, lease.slot)] = storage
+                self._held.append((storage, lease))
             else:
                 self._held.append((StorageWeakRef(image.untyped_storage()), lease))
         return batch
+
+    @staticmethod
+    def _unused(ref: Any) -> bool:
+        if isinstance(ref, StorageWeakRef):
+            return ref.expired()
+        return _use_count(ref._cdata) <= 1  # only the reference kept here
 
     def poll(self) -> None:
         """Free the slots whose batches nobody refers to any more."""
         held = []
         for ref, lease in self._held:
-            if ref.expired():
+            if self._unused(ref):
                 lease.release(self.state)
             else:
                 held.append((ref, lease))
