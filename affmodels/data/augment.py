@@ -3,7 +3,8 @@
 Horizontal flip is label-safe here: VA and expression do not depend on the side, and the
 exported AUs are bilateral/symmetric units (no L/R split). A random square crop (scale jitter,
 resized back with nearest-neighbour indexing), brightness and contrast are one gather and one
-256-entry lookup table per image: cheap next to the JPEG decode. Randomness comes from a
+256-entry lookup table per image; even so, in numpy they cost about as much as the JPEG decode
+(docs/models.md), so training on a GPU does them there. Randomness comes from a
 counter-based hash of (seed, epoch, position in the epoch's sequence, parameter), not from a
 stateful generator, so a resumed epoch reproduces every augmentation exactly. The same
 parameters drive :meth:`Augment.apply` (numpy, in the loader's workers) and

@@ -3,7 +3,10 @@
 Defaults from measurements on a 2-core machine (/work/shared/MEASUREMENTS.md): each worker
 runs ``torch.set_num_threads(1)`` (two loaders with torch's default threads fell from ~20,900
 to ~1,800 samples/s), workers persist across epochs (the dataset's epoch and resume point reach
-them through shared memory), and memory is pinned only when CUDA is there to use it.
+them through shared memory), and memory is pinned only when CUDA is there to use it. With
+workers and a batching stream, batches arrive packed (labels as numpy, pixels in a worker's
+reusable shared-memory slot) and :class:`~affmodels.data.handover.Receiver` unpacks them and
+frees each slot once nothing refers to its batch.
 
 Never import decord in this package: decord imported before torch hangs DataLoader workers.
 """
