@@ -10,7 +10,9 @@ its windows). Here the shard is memory-mapped and each page header parsed (the T
 protocol, a few fields), so an image is a zero-copy slice of the page cache and a row nobody
 decodes is never touched. Anything else (compression, dictionary pages, data page v2, nulls)
 is not handled here: :func:`image_pages` returns None and the reader uses Arrow. Each file is
-also checked once against Arrow's reading of its first row group.
+also checked once against Arrow's reading of its first row group. A mapped file must not be
+cut short in place while a worker reads it (a re-export swaps folders, which is safe: the
+mapping keeps the old file); reading past a truncated end would kill the worker with SIGBUS.
 """
 
 from __future__ import annotations
