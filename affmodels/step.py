@@ -1,10 +1,11 @@
 """How a training step runs on its device: mixed precision, optimiser kernel, compilation, and
 where the augmentation happens.
 
-Each option defaults by device ("auto"): on CUDA, bf16 autocast (the VGG trunk's step ran 1.8x
-faster in bf16 than fp32 on an H200, benchmarks/results/), the fused AdamW kernel, augmentation
-on the GPU (it cost the loader's workers about as much as decoding, see docs/models.md), and
-pinned host memory; on a CPU none of them. ``torch.compile`` is off unless asked for: it costs
+Each option defaults by device ("auto"): on CUDA, bf16 autocast for the VGG trunk (an earlier
+session's H200 run, benchmarks/results/2026-11-28-h200-train-step.json: 10.8k samples/s against
+6.0k in fp32 at 112 px; the compact CNN is launch-bound there, 26.8k against 29.6k, so it stays
+in fp32), the fused AdamW kernel, augmentation on the GPU (it cost the loader's workers about
+as much as decoding, see docs/models.md), and pinned host memory; on a CPU none of them. ``torch.compile`` is off unless asked for: it costs
 a minute of compilation per run and was not measured to pay here. The network already runs
 channels-last (``ModelConfig.channels_last``). Losses are always computed in float32.
 """
@@ -37,14 +38,15 @@ class StepOptions:
 
 
 def step_options(device: torch.device, *, amp: str = "auto", fused: bool | None = None,
-                 compile: bool = False, augment_on: str = "auto") -> StepOptions:
-    """Resolve the "auto" choices for ``device`` (see the module docstring)."""
+                 compile: bool = False, augment_on: str = "auto", trunk: str = "cnn") -> StepOptions:
+    """Resolve the "auto" choices for ``device`` and the network's ``trunk`` (see the module
+    docstring)."""
     if amp not in AMP:
         raise ValueError(f"amp must be one of {', '.join(AMP)}, got {amp!r}")
     if augment_on not in AUGMENT_ON:
         raise ValueError(f"augment_on must be one of {', '.join(AUGMENT_ON)}, got {augment_on!r}")
     cuda = device.type == "cuda"
-    bf16 = amp == "bf16" or (amp == "auto" and cuda and torch.cuda.is_bf16_supported())
+    bf16 = amp == "bf16" or (amp == "auto" and cuda and trunk == "vgg" and torch.cuda.is_bf16_supported())
     return StepOptions(device=device, bf16=bf16, fused=cuda if fused is None else fused, compile=compile,
                        augment_on_device=augment_on == "device" or (augment_on == "auto" and cuda),
                        pin_memory=cuda)

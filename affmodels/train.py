@@ -139,7 +139,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    opts = step_options(d.device, amp=cfg.amp, fused=cfg.fused, compile=cfg.compile, augment_on=cfg.augment_on)
+    opts = step_options(d.device, amp=cfg.amp, fused=cfg.fused, compile=cfg.compile, augment_on=cfg.augment_on,
+                        trunk=cfg.model)
     augment = Augment() if cfg.augment else None
     stream = _stream(cfg.data, cfg, train=True, augment=None if opts.augment_on_device else augment)
     device_augment = augment if opts.augment_on_device else None

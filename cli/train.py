@@ -42,7 +42,7 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in all (smoke runs).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where last.pt left it.")] = False,
     no_verify: NoVerifyOption = False,
-    amp: Annotated[str, typer.Option(help="Mixed precision of the step: auto (bf16 on CUDA), bf16 or off.")] = "auto",
+    amp: Annotated[str, typer.Option(help="Mixed precision of the step: auto (bf16 for vgg on CUDA), bf16 or off.")] = "auto",
     fused: Annotated[bool | None, typer.Option("--fused/--no-fused", help="Fused AdamW kernel (default: on CUDA).", show_default=False)] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (a minute of compilation first).")] = False,
     augment_on: Annotated[str, typer.Option(help="Where flips and jitter run: auto (the GPU when training on CUDA), loader (the workers) or device.")] = "auto",

@@ -111,3 +111,18 @@ def test_step_options_bf16_and_fused_run_on_the_cpu(tiny, tmp_path: Path) -> Non
     result = train(config(tiny, tmp_path / "bf16", val=None, epochs=1, max_steps=2, amp="bf16", fused=True))
     assert result.steps == 2 and all(torch.isfinite(v).all() for v in _params(tmp_path / "bf16" / "last.pt").values()
                                      if v.is_floating_point())
+
+
+def test_step_options_resolve_by_device_and_refuse_unknown_values() -> None:
+    import pytest
+
+    from affmodels.step import step_options
+
+    cpu = step_options(torch.device("cpu"), trunk="vgg")
+    assert (cpu.bf16, cpu.fused, cpu.compile, cpu.augment_on_device, cpu.pin_memory) == (False, False, False, False, False)
+    chosen = step_options(torch.device("cpu"), amp="bf16", fused=True, augment_on="device")
+    assert chosen.bf16 and chosen.fused and chosen.augment_on_device
+    with pytest.raises(ValueError, match="amp must be one of"):
+        step_options(torch.device("cpu"), amp="fp16")
+    with pytest.raises(ValueError, match="augment_on must be one of"):
+        step_options(torch.device("cpu"), augment_on="gpu")
