@@ -37,6 +37,9 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+NoVerifyOption = Annotated[bool, typer.Option(
+    "--no-verify", help="Do not check the export's shards against the sha256 in its manifest (checked once "
+    "per file version by default; a warm run only stats the files).")]
 
 
 class OutputFormat(str, Enum):

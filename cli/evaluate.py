@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, print_json, print_table
+from cli.common import JsonOption, NoVerifyOption, print_json, print_table
 
 METRICS = [("ccc_valence", "CCC valence"), ("ccc_arousal", "CCC arousal"), ("ccc_mean", "CCC mean"),
            ("mse_valence", "MSE valence"), ("mse_arousal", "MSE arousal"), ("au_f1_mean", "AU mean F1"),
@@ -22,6 +22,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(help="Samples per forward pass.")] = 256,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     per_video: Annotated[bool, typer.Option("--per-video", help="Also print the per-video breakdown.")] = False,
+    no_verify: NoVerifyOption = False,
     json: JsonOption = False,
 ) -> None:
     """Evaluate over the whole export (never averaged per batch): CCC, MSE, F1, accuracy, ABAW scores.
@@ -30,7 +31,7 @@ def evaluate(
     """
     from affmodels.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device)
+    result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device, verify=not no_verify)
     if json:
         print_json({"metrics": result.metrics, "per_video": result.per_video})
         return
