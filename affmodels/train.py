@@ -30,6 +30,7 @@ from affmodels.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from affmodels.curves import plot_curves
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.errors import RunFolderError
 from affmodels.evaluate import evaluate_model, score
@@ -75,6 +76,10 @@ class TrainConfig:
 
 @dataclass
 class EpochRecord:
+    """One line of ``metrics.jsonl``: ``epoch`` counts from 1 (the epoch just finished); ``train``
+    the mean losses over its steps; ``val`` the metrics on ``--val`` (with its loss as ``loss``
+    and ``loss_va``, ``loss_au``, ``loss_expr``)."""
+
     epoch: int
     step: int
     lr: float
@@ -199,11 +204,13 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
             checkpoint(epoch)  # mid-epoch: the loader state says where to resume
             break
         seconds = time.perf_counter() - started
-        record = EpochRecord(epoch=epoch, step=step, lr=float(scheduler.get_last_lr()[0]),
+        record = EpochRecord(epoch=epoch + 1, step=step, lr=float(scheduler.get_last_lr()[0]),
                              train={k: v / max(batches, 1) for k, v in sums.items()},
                              seconds=round(seconds, 2), samples_per_s=round(samples * d.world_size / max(seconds, 1e-9), 1))
         if cfg.val and d.main:
-            metrics = evaluate_model(model, cfg.val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
+            metrics = evaluate_model(model, cfg.val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device,
+                                     loss_fn=lambda p, b: multitask_loss(p, b, lw, pos_weight=pos_weight,
+                                                                         class_weight=class_weight))
             record.val = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         history.append(record)
         current = score(record.val) if record.val else -record.train.get("loss", math.inf)
@@ -246,32 +253,3 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(record, default=float) + "\n")
-
-
-def plot_curves(history: list[EpochRecord], path: Path) -> None:
-    """Training losses and validation scores per epoch, as a PNG people can look at."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r.epoch + 1 for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    keys = ("loss", "va", "au", "expr") if "loss" in history[-1].train else ("d_loss", "g_loss", "g_cycle")
-    for key in keys:
-        values = [r.train.get(key) for r in history]
-        if any(v is not None for v in values):
-            ax1.plot(epochs, values, marker="o", label=key)
-    ax1.set(title="training loss", xlabel="epoch")
-    if ax1.get_legend_handles_labels()[0]:
-        ax1.legend()
-    for key, label in (("ccc_mean", "VA mean CCC"), ("au_f1_mean", "AU mean F1"), ("expr_f1_macro", "EXPR macro-F1")):
-        values = [r.val.get(key) for r in history]
-        if any(v is not None for v in values):
-            ax2.plot(epochs, values, marker="o", label=label)
-    ax2.set(title="validation", xlabel="epoch", ylim=(0, 1))
-    if ax2.get_legend_handles_labels()[0]:
-        ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -32,6 +32,7 @@ from affmodels.checkpoint import (
     save_checkpoint,
 )
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
+from affmodels.errors import ConfigError
 from affmodels.evaluate import evaluate_model, score
 from affmodels.gan.augment import DiffAugment
 from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
@@ -165,7 +166,7 @@ def grid_inputs(stream: AffectStream, sampler: TargetSampler, labels: dict[str, 
 
 
 def render_grid(G: Generator, faces: torch.Tensor, targets: Target, path: Path, classes: list[str],
-                au_names: list[str], device: torch.device) -> None:
+                au_names: list[str], device: torch.device, title: str | None = None) -> None:
     was = G.training
     G.eval()
     with torch.no_grad():
@@ -175,7 +176,7 @@ def render_grid(G: Generator, faces: torch.Tensor, targets: Target, path: Path, 
             columns.append(G(faces.to(device), cond).image.cpu())
     G.train(was)
     labels = [target_label(targets, i, classes, au_names) for i in range(len(targets))]
-    save_grid(path, faces, columns, labels)
+    save_grid(path, faces, columns, labels, title=title)
 
 
 def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = None,
@@ -184,7 +185,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
     d = distributed.setup(cfg.device)
     if d.enabled:
         distributed.teardown(d)
-        raise ValueError("the GAN trains in one process; run it without torchrun")
+        raise ConfigError("the GAN trains in one process; run it without torchrun")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -277,11 +278,11 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
                 break
         if stopped:  # a short run still leaves a grid to look at
             render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"],
-                        vocab["au_names"], d.device)
+                        vocab["au_names"], d.device, title=f"{out.name}: epoch {epoch + 1} stopped at step {step}")
             checkpoint(epoch)
             break
         seconds = time.perf_counter() - started
-        record = EpochRecord(epoch=epoch, step=step, lr=cfg.lr_g, train={key: v / max(batches, 1) for key, v in sums.items()},
+        record = EpochRecord(epoch=epoch + 1, step=step, lr=cfg.lr_g, train={key: v / max(batches, 1) for key, v in sums.items()},
                              seconds=round(seconds, 2), samples_per_s=round(samples / max(seconds, 1e-9), 1))
         if cfg.val:
             metrics = evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device)
@@ -290,7 +291,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         current = score(record.val) if record.val else -record.train.get("g_loss", 0.0)
         improved = best is None or current > best
         best = current if improved else best
-        render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"], vocab["au_names"], d.device)
+        render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"], vocab["au_names"],
+                    d.device, title=f"{out.name}: end of epoch {epoch + 1}, step {step}")
         checkpoint(epoch + 1)
         if improved:
             checkpoint(epoch + 1, "best.pt")
