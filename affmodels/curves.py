@@ -91,7 +91,12 @@ def plot_curves(history: Sequence[Any], path: Path, title: str | None = None) ->
         ax_val.text(0.5, 0.5, "no --val export", ha="center", va="center", transform=ax_val.transAxes, color="grey")
     for ax in axes:
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        if len(epochs) <= 15:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if best is not None:
             ax.axvline(best, color="black", linestyle=":", linewidth=1, label=f"best.pt (epoch {best})")

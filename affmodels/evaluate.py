@@ -73,31 +73,40 @@ def evaluate_model(model: torch.nn.Module, data: str | Path | AffectStream, *, b
                    workers: int = 0, device: torch.device | str = "cpu", per_video: bool = False,
                    loss_fn: LossFn | None = None, match: VocabularyMatch | None = None) -> dict[str, Any]:
     """Metrics over every row once; with ``loss_fn(pred, batch) -> (total, parts)`` (the training
-    loss) also ``loss`` and ``loss_<part>``: its per-batch values averaged over rows. ``match``
-    scores a model whose vocabulary differs from the export's on what they share."""
+    loss) also ``loss`` (per-batch values averaged over rows) and ``loss_<task>`` (averaged over the
+    frames labelled for that task; absent when none is). ``match`` scores a model whose
+    vocabulary differs from the export's on what they share."""
     stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size)
     if match is None:
         metrics = AffectMetrics(list(stream.au_names), list(stream.expressions))
     else:
         metrics = AffectMetrics(match.au_names, match.classes)
-    losses: dict[str, float] = {}
-    rows = 0
+    losses: dict[str, tuple[float, int]] = {}  # key -> (sum of batch losses x weight, sum of weights)
     for pred, batch in predictions(model, stream, batch_size=batch_size, workers=workers, device=device):
         if match is not None:
             pred, batch = match.predictions(pred), match.batch(batch)
         metrics.update(pred, batch)
         if loss_fn is not None:
-            n = len(pred.va)
             total, parts = loss_fn(pred, batch)
+            labelled = _labelled(batch)
+            weights = {"loss": len(pred.va), **{f"loss_{k}": labelled.get(k, len(pred.va)) for k in parts}}
             for key, value in {"loss": total, **{f"loss_{k}": v for k, v in parts.items()}}.items():
-                losses[key] = losses.get(key, 0.0) + float(value) * n
-            rows += n
+                total_w, count = losses.get(key, (0.0, 0))
+                losses[key] = (total_w + float(value) * weights[key], count + weights[key])
     result = metrics.compute()
     result["score"] = score(result)
-    result.update({key: value / max(rows, 1) for key, value in losses.items()})
+    # a task without a labelled frame has no loss to report (its masked loss is a placeholder 0)
+    result.update({key: total_w / count for key, (total_w, count) in losses.items() if count})
     if per_video:
         result["per_video"] = metrics.per_video()
     return result
+
+
+def _labelled(batch: dict[str, Any]) -> dict[str, int]:
+    """Frames of a batch labelled for each task: the weight of its task loss in a mean over a set."""
+    return {"va": int(torch.as_tensor(batch["va_mask"]).sum()),
+            "au": int(torch.as_tensor(batch["au_mask"]).reshape(len(batch["au_mask"]), -1).any(1).sum()),
+            "expr": int(torch.as_tensor(batch["expr_mask"]).sum())}
 
 
 def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[MultiTaskNet, dict[str, Any]]:

@@ -156,7 +156,7 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Outpu
 
 def note(message: str) -> None:
     """A side remark for people: on stderr so that stdout stays clean for scripts."""
-    err.print(message, highlight=False)
+    err.print(message, highlight=False, soft_wrap=True)
 
 
 class GrowingTable:
@@ -214,7 +214,9 @@ def progress_bar(description: str, total: int | None = None, enabled: bool = Tru
         try:
             yield Bar(progress, progress.add_task(description, total=total))
         except BaseException:
-            progress.live.transient = True  # stop() then erases it (and prints nothing to a file)
+            progress.live.transient = True  # stopping now erases it (and writes nothing to a file)
+            progress.live.stop()
+            progress.disable = True  # so that leaving the block adds no blank line either
             raise
 
 

@@ -63,12 +63,12 @@ def au_order(name: str) -> tuple[int, str]:
 def left_out_lines(left_out: dict[str, dict[str, list[str]]]) -> list[str]:
     """What an evaluation could not score because only the model or only the export has it."""
     lines = []
-    for task, what in (("au", "AU"), ("expr", "class")):
+    for task, what in (("au", "AUs"), ("expr", "classes")):
         sides = left_out.get(task, {})
         for side, reason in (("data", "in the export, not predicted by the model"),
                              ("model", "predicted by the model, not in the export")):
             names = sides.get(side, [])
             if names:
                 shown = sorted(names, key=au_order) if task == "au" else names
-                lines.append(f"left out ({what}s {reason}): {', '.join(shown)}")
+                lines.append(f"left out ({what} {reason}): {', '.join(shown)}")
     return lines

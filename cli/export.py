@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from cli.common import (
@@ -60,13 +59,14 @@ def export(
     if ctx.invoked_subcommand is not None:
         return
     if split is None:
-        given = [n for n in ctx.params if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
+        given = [n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
         if not given:
             typer.echo(ctx.get_help())  # a bare `affdata export`: show what it can do
             raise typer.Exit(0)
-        raise click.UsageError("Missing option '--split' (the split to export, NAME or NAME@VERSION).", ctx=ctx)
+        raise typer.BadParameter("missing: name the split to export (NAME or NAME@VERSION)", ctx=ctx,
+                                 param_hint="'--split'")
     if part is None or out is None:
-        raise click.UsageError("--part and --out are required with --split", ctx=ctx)
+        raise typer.BadParameter("--part and --out are required with --split", ctx=ctx)
     from affdata.export import export_part
 
     store = open_store(db)

@@ -107,12 +107,14 @@ def save_grid(
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     labels = [_wrap(t, sw, measure, font) for t in ["source", *target_labels]]
     n_lines = max(len(lines) for lines in labels)
-    size = grid_size(n, len(generated), h, w, n_lines, scale, title_lines=1 if title else 0)
+    width = grid_size(n, len(generated), h, w, n_lines, scale)[0]
+    title_lines = _wrap(title, width - 2 * PAD, measure, font) if title else []
+    size = grid_size(n, len(generated), h, w, n_lines, scale, title_lines=len(title_lines))
     canvas = Image.new("RGB", size, BG)
     draw = ImageDraw.Draw(canvas)
     top = PAD
-    if title:
-        draw.text((PAD, top), title, fill=(0, 0, 0), font=_font(FONT_SIZE + 1))
+    for line in title_lines:
+        draw.text((PAD, top), line, fill=(0, 0, 0), font=font)
         top += LINE
     faces_top = top + n_lines * LINE
     for c, (col, lines) in enumerate(zip(cols, labels)):

@@ -14,6 +14,7 @@ class), a ``metrics.jsonl`` record with the discriminator evaluated as a recogni
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -182,10 +183,9 @@ def render_grid(G: Generator, faces: torch.Tensor, targets: Target, path: Path, 
 def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = None,
               on_epoch: Callable[[EpochRecord], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> TrainResult:
-    d = distributed.setup(cfg.device)
-    if d.enabled:
-        distributed.teardown(d)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # refuse before joining (and waiting for) a process group
         raise ConfigError("the GAN trains in one process; run it without torchrun")
+    d = distributed.setup(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
