@@ -211,13 +211,20 @@ def progress_bar(description: str, total: int | None = None, enabled: bool = Tru
     )
     # stdout is drawn above the bar only when it is the terminal too (never into a file)
     with Progress(*columns, console=err, transient=False, redirect_stdout=out.is_terminal) as progress:
+        task = progress.add_task(description, total=total)
         try:
-            yield Bar(progress, progress.add_task(description, total=total))
+            yield Bar(progress, task)
         except BaseException:
-            progress.live.transient = True  # stopping now erases it (and writes nothing to a file)
-            progress.live.stop()
-            progress.disable = True  # so that leaving the block adds no blank line either
+            _erase(progress)
             raise
+        if progress.tasks[0].completed == 0:  # "0/0": nothing was there to do; say nothing
+            _erase(progress)
+
+
+def _erase(progress: Progress) -> None:
+    progress.live.transient = True  # stopping now erases the bar (and writes nothing to a file)
+    progress.live.stop()
+    progress.disable = True  # so that leaving the block adds no blank line either
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -227,11 +234,18 @@ def user_errors() -> tuple[type[Exception], ...]:
     model_errors = sys.modules.get("affmodels.errors")
     if model_errors is not None:
         errors += (model_errors.ModelError,)
+    sa_errors = sys.modules.get("sqlalchemy.exc")
+    if sa_errors is not None:  # a database that cannot be reached or refuses the login
+        errors += (sa_errors.OperationalError,)
     return errors
 
 
 def error_line(exc: BaseException) -> str:
     """The one line a user sees for a library error (no traceback)."""
+    sa_errors = sys.modules.get("sqlalchemy.exc")
+    if sa_errors is not None and isinstance(exc, sa_errors.OperationalError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+        return f"cannot use the database: {reason}"
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
