@@ -252,4 +252,15 @@ def check_run_folder(out: Path, resume: bool) -> None:
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(json.dumps(record, default=float) + "\n")
+        f.write(json.dumps(_strict(record), default=float, allow_nan=False) + "\n")
+
+
+def _strict(obj: Any) -> Any:
+    """NaN and infinities as null (an undefined metric): strict JSON parsers refuse bare NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj

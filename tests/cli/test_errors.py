@@ -9,10 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from affdata.export import export_part
-from affdata.db import Store
-from affmodels.gan.train import GanTrainConfig, train_gan
-from affmodels.train import TrainConfig, train
 from cli import affdata_app, affmodels_app
 
 from .helpers import call
@@ -88,22 +84,6 @@ CASES = [
     Case("affmodels", ("eval-gan", "--checkpoint", "{runs}/mtl/last.pt", "--evaluator", "{runs}/mtl/last.pt",
                        "--data", "{val}"), 1, "not a GAN"),
 ]
-
-
-@pytest.fixture(scope="module")
-def runs(tiny: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A one-step multi-task run, a one-step GAN run, an export without AU labels and a face."""
-    root = tmp_path_factory.mktemp("cli-errors")
-    train(TrainConfig(data=str(tiny["train"]), out=str(root / "mtl"), epochs=1, batch_size=16, workers=0, width=8,
-                      device="cpu", max_steps=1))
-    train_gan(GanTrainConfig(data=str(tiny["train"]), out=str(root / "gan"), epochs=1, batch_size=8, workers=0,
-                             g_width=8, d_width=8, device="cpu", max_steps=1))
-    with Store(str(tiny["db"])) as store:
-        export_part(store, split="official", part="val", out=root / "noau", size=32, tasks=["va", "expr"])
-    from PIL import Image
-
-    Image.new("RGB", (48, 40), (120, 90, 60)).save(root / "face.png")
-    return {"runs": root, "noau": root / "noau", "face": root / "face.png"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
