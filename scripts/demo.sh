@@ -8,8 +8,8 @@ rm -rf demo && mkdir -p demo && cd demo
 start=$SECONDS
 step() { printf '\n== [%3ds] %s ==\n' $((SECONDS - start)) "$*"; }
 
-step "generate 8 people, 16 s each, on screen alone or in pairs (expressions labelled on 80 % of frames, AUs on 40 %, so that a small demo holds every class)"
-affdata demo generate data --subjects 8 --seconds 16 --seed 11 --au-coverage 0.4 --expr-coverage 0.8
+step "generate 12 people, 10 s each, alone or in pairs (expressions labelled on 80 % of frames, AUs on 40 %: a small demo that still holds every class in both parts)"
+affdata demo generate data --subjects 12 --seconds 10 --seed 0 --au-coverage 0.4 --expr-coverage 0.8
 
 step "ingest the videos, the face boxes and the labels into the store"
 affdata ingest videos data/videos --subject-pattern '^(subj\d+)_'
@@ -24,14 +24,14 @@ affdata export --split demo --part train --out exports/train --size 64
 affdata export --split demo --part val --out exports/val --size 64
 
 step "train the multi-task network: VA, AUs and expressions at once (CPU)"
-affmodels train --data exports/train --val exports/val --out runs/mtl --epochs 5 --batch-size 64 \
+affmodels train --data exports/train --val exports/val --out runs/mtl --epochs 8 --batch-size 64 \
     --balance 1,1,1 --workers 0
 
 step "evaluate the best epoch on the held-out people"
 affmodels eval --checkpoint runs/mtl/best.pt --data exports/val
 
-step "GAN smoke run: 20 steps prove the pipeline runs; they do not train a GAN (benchmarks/gan_quality.py: 1,200 steps, about 21 min, for faces that show their targets)"
-affmodels train --model gan --data exports/train --out runs/gan --epochs 1 --batch-size 16 --max-steps 20 \
+step "GAN smoke run: 10 steps show the commands work, not a trained GAN (its faces are near copies of the input; faces that show their targets take about 1,200 steps, 21 min: benchmarks/gan_quality.py)"
+affmodels train --model gan --data exports/train --out runs/gan --epochs 1 --batch-size 8 --max-steps 10 \
     --workers 0
 # one face crop of a held-out person, saved as a JPEG, to generate from
 python -c "import pyarrow.parquet as pq; open('face.jpg', 'wb').write(pq.read_table('exports/val/data/shard-00000.parquet', columns=['image'])['image'][0].as_py())"
