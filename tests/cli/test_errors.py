@@ -34,7 +34,7 @@ CASES = [
     Case("affdata", ("export", "--split", "official", "--db", "{db}"), 2, "--part and --out"),
     Case("affdata", ("export", "--split", "nope", "--part", "train", "--out", "{tmp}/x", "--db", "{db}"), 1, "nope"),
     Case("affdata", ("export", "--split", "official", "--part", "nope", "--out", "{tmp}/x", "--db", "{db}"), 1,
-         "no part 'nope'"),
+         "val (1 video)"),
     Case("affdata", ("export", "labels", "{tmp}/abaw", "--source", "nope", "--db", "{db}"), 1, "nope"),
     Case("affdata", ("export", "labels", "{tmp}/abaw", "--format", "csv", "--db", "{db}"), 2, "abaw"),
     Case("affdata", ("split", "show", "nope", "--db", "{db}"), 1, "nope"),
