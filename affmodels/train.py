@@ -114,9 +114,10 @@ def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, M
 
 
 def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Callable[[EpochRecord], None] | None = None,
-          on_start: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train as ``cfg`` says; ``on_start(steps_per_epoch, epochs)``, ``progress(1)`` per step and
-    ``on_epoch(record)`` let a CLI draw progress and a metrics table."""
+          on_start: Callable[[int, int, int], None] | None = None) -> TrainResult:
+    """Train as ``cfg`` says; ``on_start(steps_per_epoch, epochs, steps_done)`` (``steps_done``:
+    those a resumed run already took), ``progress(1)`` per step and ``on_epoch(record)`` let a
+    CLI draw progress and a metrics table."""
     d = distributed.setup(cfg.device)
     try:
         return _train(cfg, d, progress, on_epoch, on_start)
@@ -125,7 +126,7 @@ def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Calla
 
 
 def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
-           on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int], None] | None) -> TrainResult:
+           on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int, int], None] | None) -> TrainResult:
     out = Path(cfg.out)
     check_run_folder(out, cfg.resume)
     if cfg.threads:
@@ -162,7 +163,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         log.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
     net = DistributedDataParallel(model) if d.enabled else model
     if on_start:
-        on_start(steps_per_epoch, cfg.epochs)
+        on_start(steps_per_epoch, cfg.epochs, step)
 
     def checkpoint(epoch: int, name: str = "last.pt") -> None:
         if d.main:

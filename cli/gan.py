@@ -47,7 +47,7 @@ def train_gan(*, data: Path, out: Path, val: Path | None, epochs: int, batch_siz
 
     with progress_bar("training the GAN", enabled=not json) as bar:
         result = run(cfg, progress=bar, on_epoch=on_epoch,
-                     on_start=lambda steps, e: bar.total(planned_steps(steps, e, max_steps)))
+                     on_start=lambda steps, e, done: bar.total(planned_steps(steps, e, max_steps) - done))
     if not json:
         err.print(f"{summary(result)}; grids of generated faces in {shown_path(result.out)}/grid-epoch*.png",
                   highlight=False, soft_wrap=True)

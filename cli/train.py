@@ -87,13 +87,14 @@ def train(
 
     with progress_bar("training", enabled=not json) as bar:
         result = run(cfg, progress=bar, on_epoch=on_epoch,
-                     on_start=lambda steps, epochs_: bar.total(planned_steps(steps, epochs_, max_steps)))
+                     on_start=lambda steps, epochs_, done: bar.total(planned_steps(steps, epochs_, max_steps) - done))
     if not json:
         err.print(summary(result), highlight=False, soft_wrap=True)
 
 
 def planned_steps(steps_per_epoch: int, epochs: int, max_steps: int | None) -> int:
-    """The steps a run will take: all its epochs', or --max-steps if that comes first."""
+    """The steps a run ends at: all its epochs', or --max-steps if that comes first (a resumed
+    run's bar counts this less the steps already taken)."""
     total = steps_per_epoch * epochs
     return min(total, max_steps) if max_steps else total
 

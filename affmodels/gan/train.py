@@ -182,7 +182,7 @@ def render_grid(G: Generator, faces: torch.Tensor, targets: Target, path: Path, 
 
 def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = None,
               on_epoch: Callable[[EpochRecord], None] | None = None,
-              on_start: Callable[[int, int], None] | None = None) -> TrainResult:
+              on_start: Callable[[int, int, int], None] | None = None) -> TrainResult:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # refuse before joining (and waiting for) a process group
         raise ConfigError("the GAN trains in one process; run it without torchrun")
     d = distributed.setup(cfg.device)
@@ -225,7 +225,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         loader.load_state_dict(state["loader"])
         pending_rng = state["rng"]
     if on_start:
-        on_start(len(loader), cfg.epochs)
+        on_start(len(loader), cfg.epochs, step)
 
     def checkpoint(epoch: int, name: str = "last.pt") -> None:
         save_checkpoint(out / name, {

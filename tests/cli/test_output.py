@@ -68,6 +68,10 @@ def test_a_max_steps_run_counts_to_the_steps_it_runs(tiny, tmp_path, capsys, mon
     assert code == 0, err
     assert re.search(r"training .* 3/3 ", err), err  # the bar, printed once when it ends (not a terminal)
     assert "stopped by --max-steps" in err
+    code, out, err = models(["train", "--data", str(tiny["train"]), "--out", str(tmp_path / "r"), "--epochs", "5",
+                             "--batch-size", "8", "--workers", "0", "--max-steps", "5", "--resume"], capsys, monkeypatch)
+    assert code == 0, err
+    assert re.search(r"training .* 2/2 ", err), err  # resumed at step 3: two steps to go
 
 
 def test_training_json_lines_are_strict_json(tiny, tmp_path, capsys, monkeypatch) -> None:
