@@ -116,4 +116,3 @@ def eval_gan(
     print_table(["VA mean CCC", "AU mean F1", "EXPR macro-F1", "score"],
                 [[num(d.get(k)) for k in ("ccc_mean", "au_f1_mean", "expr_f1_macro", "score")]],
                 title="The discriminator as a recogniser")
-

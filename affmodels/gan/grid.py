@@ -50,7 +50,8 @@ def target_label(
     return " ".join(p for p in (name, f"v{v:+.2f} a{a:+.2f}", aus) if p)
 
 
-def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> list[str]:
+def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw,
+          font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> list[str]:
     """Greedy word wrap to ``width`` pixels; a word longer than a line is cut."""
     lines: list[str] = []
     for word in text.split():

@@ -278,7 +278,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
                 break
         if stopped:  # a short run still leaves a grid to look at
             render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"],
-                        vocab["au_names"], d.device, title=f"{out.name}: epoch {epoch + 1} stopped at step {step}")
+                        vocab["au_names"], d.device,
+                        title=f"{out.name}: epoch {epoch + 1} stopped at step {step}")
             checkpoint(epoch)
             break
         seconds = time.perf_counter() - started
