@@ -109,7 +109,11 @@ def summary(result) -> str:
     epoch = best_epoch(result.history)
     if epoch is not None:
         record = next(r for r in result.history if r.epoch == epoch)
-        what = (f"score {record.val['score']:.3f} on --val" if "score" in record.val
-                else f"training loss {record.train.get('loss', record.train.get('g_loss', float('nan'))):.3f}")
+        if "score" in record.val:
+            what = f"score {record.val['score']:.3f} on --val"
+        elif "loss" in record.train:
+            what = f"training loss {record.train['loss']:.3f}"
+        else:  # a GAN without --val: its generator's loss
+            what = f"G loss {record.train.get('g_loss', float('nan')):.3f}"
         line += f"; best.pt is epoch {epoch} ({what})"
     return line
