@@ -159,8 +159,11 @@ class VocabularyMatch:
         return cls(au, m_au, d_au, ex, m_ex, d_ex, left)
 
     @property
-    def complete(self) -> bool:
-        return not any(side for task in self.left_out.values() for side in task.values())
+    def identity(self) -> bool:
+        """Both sides have the same AUs and classes in the same order: nothing to cut or move."""
+        return (self.model_au == self.data_au == list(range(len(self.data_au)))
+                and self.model_classes == self.data_classes == list(range(len(self.data_classes)))
+                and not any(side for task in self.left_out.values() for side in task.values()))
 
     def predictions(self, pred: Predictions) -> Predictions:
         return Predictions(pred.va, pred.au_logits[:, self.model_au], pred.expr_logits[:, self.model_classes])
@@ -193,6 +196,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size:
     stream = eval_stream(data, batch_size)
     match = VocabularyMatch.of(state["vocabulary"], stream)
     result = evaluate_model(model, stream, batch_size=batch_size, workers=workers, device=device, per_video=True,
-                            match=None if match.complete else match)
+                            match=None if match.identity else match)
     per_video = result.pop("per_video")
     return EvalResult(result, per_video, match.left_out)

@@ -173,6 +173,11 @@ def test_vocabulary_match_cuts_both_sides_to_what_they_share() -> None:
     cut = match.batch(batch)
     assert cut["au"].tolist() == [[1.0, 1.0], [0.0, 0.0]]
     assert cut["expr"].tolist() == [-1, 1] and cut["expr_mask"].tolist() == [False, True]  # Other: left out
+    assert not match.identity
+    same = {"au_names": ["AU1", "AU9", "AU12"], "expressions": ["Neutral", "Happiness", "Other"]}
+    assert VocabularyMatch.of(same, _Stream()).identity
+    reordered = {"au_names": ["AU12", "AU9", "AU1"], "expressions": ["Neutral", "Happiness", "Other"]}
+    assert not VocabularyMatch.of(reordered, _Stream()).identity  # same AUs in another order: moved
 
 
 @pytest.mark.parametrize("args", [["--au", "AU12"], ["--au", "AU12=yes"]])
