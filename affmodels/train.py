@@ -66,6 +66,8 @@ class TrainConfig:
     balance: tuple[float, float, float] | None = None
     augment: bool = True
     pretrained: str | None = None
+    #: layout and input convention of that file: None (ours), "torchvision", "vggface"
+    pretrained_format: str | None = None
     width: int | None = None
     checkpoint_every: int = 0
     #: stop after this many steps in all (for tests and smoke runs); None = all epochs
@@ -104,7 +106,8 @@ def _stream(path: str, cfg: TrainConfig, train: bool) -> AffectStream:
 
 def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
     mcfg = ModelConfig(trunk=cfg.model, n_aus=stream.n_aus, n_classes=stream.n_classes,
-                       image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained)
+                       image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained,
+                       pretrained_format=cfg.pretrained_format)
     return MultiTaskNet(mcfg), mcfg
 
 

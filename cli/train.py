@@ -34,6 +34,7 @@ def train(
     balance: Annotated[str | None, typer.Option(help="Task-balanced sampling weights VA,AU,EXPR, e.g. 1,2,2 (default: every row once per epoch).")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips and jitter.")] = False,
     pretrained: Annotated[str | None, typer.Option(help="Local state_dict file to start the trunk from.")] = None,
+    pretrained_format: Annotated[str | None, typer.Option(help="Layout of --pretrained (vgg trunk): torchvision (vgg16, RGB 0-1, ImageNet mean/std) or vggface (conv1_1...fc7, BGR 0-255 minus its mean); the input convention is saved in the checkpoint.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
     threads: Annotated[int | None, typer.Option(help="torch threads for the step (default: torch's).")] = None,
@@ -59,13 +60,22 @@ def train(
                   workers=workers, threads=threads, seed=seed, checkpoint_every=checkpoint_every,
                   max_steps=max_steps, resume=resume, json=json)
         return
+    from affmodels.model import PRETRAINED_FORMATS
     from affmodels.train import TrainConfig
     from affmodels.train import train as run
+
+    if pretrained_format is not None:
+        if pretrained_format not in PRETRAINED_FORMATS:
+            raise typer.BadParameter(f"unknown format {pretrained_format!r}; use {' or '.join(PRETRAINED_FORMATS)}",
+                                     param_hint="--pretrained-format")
+        if pretrained is None or model != "vgg":
+            raise typer.BadParameter("goes with --pretrained FILE and --model vgg", param_hint="--pretrained-format")
 
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
-                      pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
+                      pretrained=pretrained, pretrained_format=pretrained_format, device=device, workers=workers,
+                      threads=threads, seed=seed,
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume)
     rows = []
 
