@@ -45,7 +45,7 @@ def videos(
 
     Example: affdata ingest videos data/videos --recursive --subject-pattern '^(subj\\d+)_'
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     with progress_bar("probing videos", enabled=not json) as bar:
         report = ingest_videos(store, paths, recursive=recursive, subject=subject,
                                subject_pattern=subject_pattern, workers=workers, fps=fps,
@@ -87,7 +87,7 @@ def labels(
     """
     from affdata.labels import import_labels
 
-    store = open_store(db)
+    store = open_store(db, create=True)
     options = {"video": video} if video else {}
     with progress_bar("importing labels", enabled=not json) as bar:
         report = import_labels(store, paths, source=source, kind=kind, version=version, fmt=format,
@@ -125,7 +125,7 @@ def boxes(
     """
     from affdata.boxes import import_boxes
 
-    result = import_boxes(open_store(db), path, subjects)
+    result = import_boxes(open_store(db, create=True), path, subjects)
     if json:
         print_json(result.__dict__)
     else:
