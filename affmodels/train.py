@@ -33,7 +33,7 @@ from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import RunFolderError
 from affmodels.evaluate import evaluate_model, score
-from affmodels.losses import LossWeights, multitask_loss
+from affmodels.losses import LossWeights, Relations, multitask_loss
 from affmodels.model import ModelConfig, MultiTaskNet
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,10 @@ class TrainConfig:
     #: task-balanced sampling weights (va, au, expr), or None for one pass over the rows
     balance: tuple[float, float, float] | None = None
     augment: bool = True
+    #: the AU-expression relation losses (soft co-annotation both ways, distribution matching)
+    relations: bool = False
+    #: their weights: co-annotation of AUs, of expressions, distribution matching
+    relation_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     pretrained: str | None = None
     #: layout and input convention of that file: None (ours), "torchvision", "vggface"
     pretrained_format: str | None = None
@@ -141,6 +145,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=max(1, steps_per_epoch * cfg.epochs), pct_start=0.15)
     lw = LossWeights(*cfg.loss_weights)
+    relations = (Relations.for_outputs(stream.expressions, stream.au_names, tuple(cfg.relation_weights))
+                 if cfg.relations else None)
     vocab = {"au_names": list(stream.au_names), "expressions": list(stream.expressions)}
     history: list[EpochRecord] = []
     best: float | None = None
@@ -184,7 +190,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
             pending_rng = None
             batch = {k: (v.to(d.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
             pred = net(batch["image"])
-            total, parts = multitask_loss(pred, batch, lw, pos_weight=pos_weight, class_weight=class_weight)
+            total, parts = multitask_loss(pred, batch, lw, pos_weight=pos_weight, class_weight=class_weight,
+                                          relations=relations)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()

@@ -33,6 +33,8 @@ def train(
     loss_weights: Annotated[str, typer.Option(help="VA,AU,EXPR loss weights.")] = "1,1,1",
     balance: Annotated[str | None, typer.Option(help="Task-balanced sampling weights VA,AU,EXPR, e.g. 1,2,2 (default: every row once per epoch).")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips and jitter.")] = False,
+    relations: Annotated[bool, typer.Option("--relations", help="Couple AUs and expressions through the AU-expression table (Du et al. 2014): soft co-annotation both ways and distribution matching (docs/models.md).")] = False,
+    relation_weights: Annotated[str, typer.Option(help="Weights of the relation losses: AU co-annotation, expression co-annotation, distribution matching.")] = "1,1,1",
     pretrained: Annotated[str | None, typer.Option(help="Local state_dict file to start the trunk from.")] = None,
     pretrained_format: Annotated[str | None, typer.Option(help="Layout of --pretrained (vgg trunk): torchvision (vgg16, RGB 0-1, ImageNet mean/std) or vggface (conv1_1...fc7, BGR 0-255 minus its mean); the input convention is saved in the checkpoint.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -74,6 +76,7 @@ def train(
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
+                      relations=relations, relation_weights=_floats(relation_weights, 3, "--relation-weights"),
                       pretrained=pretrained, pretrained_format=pretrained_format, device=device, workers=workers,
                       threads=threads, seed=seed,
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume)

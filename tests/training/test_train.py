@@ -91,6 +91,15 @@ def test_resume_after_a_kill_mid_epoch_keeps_the_epoch_record(tiny, tmp_path: Pa
     assert_same_train_records(tmp_path / "full", tmp_path / "part")
 
 
+def test_relations_add_their_losses_to_the_run(tiny, tmp_path: Path) -> None:
+    result = train(config(tiny, tmp_path / "rel", epochs=1, relations=True, max_steps=4))
+    assert result.steps == 4
+    state = load_checkpoint(tmp_path / "rel" / "last.pt")
+    assert state["config"]["relations"] is True
+    totals = state["epoch_totals"]["sums"]
+    assert {"co_au", "co_expr", "match"} <= set(totals) and totals["match"] > 0
+
+
 def test_eval_and_predict(tiny, tmp_path: Path) -> None:
     train(config(tiny, tmp_path / "run", epochs=1))
     ckpt = tmp_path / "run" / "best.pt"
