@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,35 @@ def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tu
 class EvalResult:
     metrics: dict[str, Any]
     per_video: dict[str, dict[str, Any]]
+    #: which data the figures are on: the export's split name, version and part (from its
+    #: manifest), its folder, and whether it is the part the checkpoint was selected on
+    #: (``selected_on``: then the figures are optimistic, not a test result)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``split official v1, part test`` (plus a warning for a selection or training part)."""
+        d = self.data
+        text = (f"split {d['split']} v{d.get('version')}, part {d['part']}" if d.get("part")
+                else "an export without a split part")
+        if d.get("trained_on"):
+            text += " (the part it was TRAINED on: not a held-out result)"
+        elif d.get("selected_on"):
+            text += " (the part best.pt was SELECTED on: optimistic, not a test result)"
+        return text
+
+
+def data_part(data: str | Path, state: dict[str, Any], stream: AffectStream) -> dict[str, Any]:
+    """Which split part an export holds (its manifest) and how the checkpoint used it."""
+    split = dict(stream.manifest.raw.get("split") or {})
+    here = Path(data).resolve()
+    config = state.get("config") or {}
+
+    def same(path: str | None) -> bool:
+        return bool(path) and Path(path).resolve() == here
+
+    return {"path": str(data), "split": split.get("name"), "version": split.get("version"),
+            "part": split.get("part"), "trained_on": same(config.get("data")),
+            "selected_on": same(config.get("val"))}
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size: int = 256,
@@ -108,4 +137,4 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size:
                               f"AUs {want[0]} and classes {want[1]}")
     result = evaluate_model(model, stream, batch_size=batch_size, workers=workers, device=device, per_video=True)
     per_video = result.pop("per_video")
-    return EvalResult(result, per_video)
+    return EvalResult(result, per_video, data_part(data, state, stream))

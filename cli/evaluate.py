@@ -26,17 +26,21 @@ def evaluate(
 ) -> None:
     """Evaluate over the whole export (never averaged per batch): CCC, MSE, F1, accuracy, ABAW scores.
 
+    Says which split part the export holds (from its manifest), and warns when it is the part
+    the checkpoint was trained or selected on: only a part it never saw gives a test figure.
+
     Example: affmodels eval --checkpoint runs/cnn1/best.pt --data exports/val
     """
     from affmodels.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device)
     if json:
-        print_json({"metrics": result.metrics, "per_video": result.per_video})
+        print_json({"data": result.data, "metrics": result.metrics, "per_video": result.per_video})
         return
     m = result.metrics
     print_table(["metric", "value"], [[label, f"{m[k]:.4f}" if isinstance(m.get(k), float) else m.get(k, "-")]
-                                      for k, label in METRICS], title=f"{checkpoint} on {data}")
+                                      for k, label in METRICS],
+                title=f"{checkpoint} on {data}: {result.describe()}")
     aus = sorted(k.split("/", 1)[1] for k in m if k.startswith("au_f1/"))
     if aus:
         print_table(["AU", "F1", "accuracy", "frames"],
