@@ -100,3 +100,19 @@ class StoreFullError(StoreError, DiskFullError):
 
 class QueryTimeoutError(StoreError):
     """A read-only query ran past its time limit and was cancelled (on the server too)."""
+
+
+class NothingToExportError(AffdataError):
+    """An export that would write no row at all (no tracks, no boxes, no labels): refused."""
+
+
+class AuthError(AffdataError):
+    """A log-in or session that is not accepted (wrong password, locked, disabled, expired)."""
+
+
+class AccessError(AffdataError):
+    """The user may not do this (an annotator asking for an admin's action)."""
+
+
+class AnnotationError(AffdataError):
+    """A draft or submission that the server refuses: out-of-range values or frames, gaps."""

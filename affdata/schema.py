@@ -8,7 +8,8 @@ One schema serves SQLite and PostgreSQL. The shape follows what the whole toolki
   folder lacks that number), so a label can be checked against the frames that exist and the
   ``frame_labels`` view can list unlabelled frames too;
 * a **track** is one person in a video (``main``, or ``left`` / ``right`` as in Aff-Wild2), and
-  labels hang off tracks, not videos; a track may carry per-frame **face boxes**;
+  labels hang off tracks, not videos; a track may carry per-frame **face boxes** (with five
+  landmarks and their provenance: a file, a detector run, a person);
 * every label row names its **label source** (an annotator, an imported annotation set, a model
   run, or the consensus) and the **label import** (file) it came from, keyed by
   (track, frame, source) so that several annotators of the same frame coexist;
@@ -38,6 +39,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false as sa_false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -150,9 +152,28 @@ class Track(Base):
     )
 
 
+#: where a face box came from: a boxes or label file, a face detector run, a person drawing it
+BOX_ORIGINS = ("file", "detector", "person")
+#: the five facial landmarks, in image terms (``left`` = the eye on the image's left side)
+LANDMARKS = ("leye", "reye", "nose", "lmouth", "rmouth")
+LANDMARK_COLUMNS = tuple(f"{p}_{a}" for p in LANDMARKS for a in ("x", "y"))
+
+
 class FaceBox(Base):
+    """One face box per (track, frame), with its provenance and, where known, five landmarks.
+
+    ``origin`` says who made it; only ``detector`` boxes are ever replaced by a detector run
+    (``affdata detect faces``), never boxes from a file or a person. ``source_id`` names the
+    label source (a detector run with its parameters, or the model whose output file carried
+    the boxes); NULL for boxes files (``affdata ingest boxes``). ``interpolated`` marks boxes
+    carried by the tracker between two detections.
+    """
+
     __tablename__ = "face_box"
-    __table_args__ = _without_rowid()
+    __table_args__ = (
+        CheckConstraint("origin IN ('file', 'detector', 'person')", name="origin"),
+        _without_rowid(),
+    )
 
     track_id: Mapped[int] = mapped_column(
         ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
@@ -162,6 +183,23 @@ class FaceBox(Base):
     y: Mapped[float] = mapped_column(Float64)
     w: Mapped[float] = mapped_column(Float64)
     h: Mapped[float] = mapped_column(Float64)
+    origin: Mapped[str] = mapped_column(String(16), default="file", server_default="file")
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_source.id", ondelete="CASCADE"), index=True
+    )
+    interpolated: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    #: the detector's confidence (NULL for interpolated and file boxes)
+    score: Mapped[float | None] = mapped_column(Float64)
+    leye_x: Mapped[float | None] = mapped_column(Float64)
+    leye_y: Mapped[float | None] = mapped_column(Float64)
+    reye_x: Mapped[float | None] = mapped_column(Float64)
+    reye_y: Mapped[float | None] = mapped_column(Float64)
+    nose_x: Mapped[float | None] = mapped_column(Float64)
+    nose_y: Mapped[float | None] = mapped_column(Float64)
+    lmouth_x: Mapped[float | None] = mapped_column(Float64)
+    lmouth_y: Mapped[float | None] = mapped_column(Float64)
+    rmouth_x: Mapped[float | None] = mapped_column(Float64)
+    rmouth_y: Mapped[float | None] = mapped_column(Float64)
 
 
 # --- vocabularies -----------------------------------------------------------------------------
@@ -383,3 +421,119 @@ class Export(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     n_rows: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- the annotation studio (affdata.annotate) -------------------------------------------------
+
+USER_ROLES = ("annotator", "admin")
+CAMPAIGN_TASKS = ("va", "au", "expr")
+
+
+class AppUser(Base):
+    """A person who logs in to the annotation studio; their labels go to a source of their name."""
+
+    __tablename__ = "app_user"
+    __table_args__ = (CheckConstraint("role IN ('annotator', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    #: ``scrypt$n$r$p$salt_hex$hash_hex`` (hashlib.scrypt)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    #: failed log-ins since the last success; at the limit the account waits until locked_until
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebSession(Base):
+    """A logged-in browser: only the SHA-256 of the cookie's token is stored."""
+
+    __tablename__ = "web_session"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Campaign(Base):
+    """A labelling job: one task over a set of (video, track) items, k annotators per item."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (
+        CheckConstraint("task IN ('va', 'au', 'expr')", name="task"),
+        CheckConstraint("per_item >= 1", name="per_item"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    task: Mapped[str] = mapped_column(String(8))
+    #: AU numbers (task au) or canonical expression ids (task expr); empty for va
+    classes: Mapped[list[int] | None] = mapped_column(JSON)
+    #: how many annotators label each item
+    per_item: Mapped[int] = mapped_column(Integer, default=1)
+    #: va: ``2d`` (one pass, both dimensions) or ``1d`` (valence and arousal in separate passes)
+    mode: Mapped[str] = mapped_column(String(8), default="2d")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CampaignItem(Base):
+    """One (video, track) of a campaign."""
+
+    __tablename__ = "campaign_item"
+    __table_args__ = (UniqueConstraint("campaign_id", "track_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("video.id", ondelete="CASCADE"), index=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+
+
+class Assignment(Base):
+    """An item given to one annotator; the unit of access: an annotator sees only their own."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (
+        UniqueConstraint("item_id", "user_id"),
+        CheckConstraint("status IN ('open', 'draft', 'submitted')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("campaign_item.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Draft(Base):
+    """The autosaved work of an assignment; ``seq`` only grows, so a late retry never wins."""
+
+    __tablename__ = "draft"
+
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Submission(Base):
+    """The submitted labels of an assignment: which source and import hold them."""
+
+    __tablename__ = "submission"
+
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(ForeignKey("label_source.id", ondelete="CASCADE"))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("label_import.id", ondelete="SET NULL"))
+    frames: Mapped[int] = mapped_column(Integer)
+    #: frames the browser did not present, filled by interpolation (VA)
+    interpolated: Mapped[int] = mapped_column(Integer, default=0)
+    partial: Mapped[bool] = mapped_column(default=False)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -15,6 +15,7 @@ import typer
 from cli.common import (
     DbOption,
     JsonOption,
+    err,
     open_store,
     print_json,
     print_table,
@@ -41,13 +42,16 @@ def export(
     workers: Annotated[int, typer.Option(help="Decode, crop and encode in this many processes (same output).")] = 1,
     include_unlabelled: Annotated[bool, typer.Option("--include-unlabelled", help="Also export frames without a label of the exported tasks.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Hash every video in full before exporting (default: size, modification time and sampled bytes).")] = False,
+    align: Annotated[bool, typer.Option("--align", help="Cut faces by a similarity transform from their five landmarks to the ArcFace template (docs/export-format.md); rows without landmarks keep the box crop.")] = False,
+    whole_frame: Annotated[bool, typer.Option("--whole-frame", help="Export video frames without a face box as the centred square (default: skip them, with a warning).")] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """Export one part of a split as Parquet shards of face crops with their labels.
 
-    Each video is decoded once, in order; each track's face is cropped by its face box (no
-    box: the centred square of the frame; frame folders: the whole image), resized, encoded,
+    Each video is decoded once, in order; each track's face is cropped by its face box (or,
+    with --align, aligned by its five landmarks; no box: skipped with a warning, or the centred
+    square with --whole-frame; frame folders: the whole image), resized, encoded,
     and written with its VA, AU and expression labels and per-task masks, followed by
     meta/info.json (vocabularies, counts, class frequencies, shard hashes, label state).
     Same store and arguments give byte-identical files. An interrupted export resumes when run
@@ -72,7 +76,9 @@ def export(
                              tasks=tasks.split(","), source=source, image=image, quality=quality,
                              margin=margin, shard_size=shard_size, row_group_size=row_group_size,
                              workers=workers, include_unlabelled=include_unlabelled, verify=verify,
-                             progress=bar, on_total=bar.total)
+                             align=align, whole_frame=whole_frame, progress=bar, on_total=bar.total)
+    for message in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
     if json:
         print_json(result.to_dict())
         return

@@ -320,7 +320,7 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
                 conn.execute(text(f"DELETE FROM {table} WHERE import_id = :i"), {"i": existing.id})
             conn.execute(text("DELETE FROM label_import WHERE id = :i"), {"i": existing.id})
         import_id = conn.execute(insert(LabelImport).values(
-            source_id=source_id, key=key, path=str(Path(path).resolve()), sha256=digest, format=fmt,
+            source_id=source_id, key=key, path=_where(path), sha256=digest, format=fmt,
             tasks=",".join(tasks), length_policy=length_policy, n_lines=sum(t.n_lines for t, _ in tables),
             n_rows=0, details=details or {}, imported_at=utcnow()).returning(LabelImport.id)).scalar_one()
         for table, video_id in tables:
@@ -328,6 +328,11 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
             n_rows += _insert_table(conn, table, track_id, source_id, import_id)
         conn.execute(text("UPDATE label_import SET n_rows = :n WHERE id = :i"), {"n": n_rows, "i": import_id})
     return ("replaced" if existing is not None else "imported"), n_rows
+
+
+def _where(path: Path | str) -> str:
+    """A file's absolute path; a URI-like origin (``annotate://...``) is kept as it is."""
+    return path if isinstance(path, str) and "://" in path else str(Path(path).resolve())
 
 
 def import_predictions(store: Store, tables: Sequence[LabelTable], *, source: str, version: str,
@@ -430,7 +435,24 @@ def _insert_table(conn: Connection, t: LabelTable, track_id: int, source_id: int
                             [None if p < 0 else p for p in pres.tolist()],
                             [None if x != x else x for x in inten.tolist()]))
             rows += int(r.size)
+    if t.boxes is not None:
+        _insert_boxes(conn, t, track_id, source_id)
     return rows
+
+
+def _insert_boxes(conn: Connection, t: LabelTable, track_id: int, source_id: int) -> None:
+    """The face rectangles a model's file carries, as ``file`` boxes of its source.
+
+    They replace detector boxes and this source's earlier boxes on the track; boxes from
+    another file or a person stay, and those frames keep them.
+    """
+    conn.execute(text("DELETE FROM face_box WHERE track_id = :t AND (origin = 'detector' OR source_id = :s)"),
+                 {"t": track_id, "s": source_id})
+    taken = {r[0] for r in conn.execute(text("SELECT frame_idx FROM face_box WHERE track_id = :t"), {"t": track_id})}
+    keep = np.flatnonzero(~np.isnan(t.boxes).any(axis=1))
+    rows = [(track_id, f, *b, "file", source_id) for f, b in zip(t.frames[keep].tolist(), t.boxes[keep].tolist())
+            if f not in taken]
+    insert_rows(conn, "face_box", ("track_id", "frame_idx", "x", "y", "w", "h", "origin", "source_id"), rows)
 
 
 def _repeat(value: int, n: int) -> Iterator[int]:
