@@ -36,6 +36,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from affmodels.errors import ConfigError, InputFileError, MissingFileError
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -77,21 +79,21 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.trunk not in TRUNKS:
-            raise ValueError(f"unknown trunk {self.trunk!r}; known: {', '.join(TRUNKS)}")
+            raise ConfigError(f"unknown trunk {self.trunk!r}; known: {', '.join(TRUNKS)}")
         if self.pretrained_format is not None:
             if self.pretrained_format not in INPUT_CONVENTIONS:
-                raise ValueError(f"unknown pretrained format {self.pretrained_format!r}; "
-                                 f"known: {', '.join(PRETRAINED_FORMATS)}")
+                raise ConfigError(f"unknown pretrained format {self.pretrained_format!r}; "
+                                  f"known: {', '.join(PRETRAINED_FORMATS)}")
             if self.trunk != "vgg":
-                raise ValueError(f"pretrained format {self.pretrained_format!r} is a VGG-16 layout; "
-                                 f"use it with the vgg trunk, not {self.trunk!r}")
+                raise ConfigError(f"pretrained format {self.pretrained_format!r} is a VGG-16 layout; "
+                                  f"use it with the vgg trunk, not {self.trunk!r}")
         convention = INPUT_CONVENTIONS[self.pretrained_format or "torchvision"]
         for name in ("mean", "std", "channels", "pixel_range"):
             if getattr(self, name) is None:
                 setattr(self, name, convention[name])
         self.mean, self.std = tuple(float(x) for x in self.mean), tuple(float(x) for x in self.std)
         if self.channels not in ("rgb", "bgr"):
-            raise ValueError(f"channels must be rgb or bgr, not {self.channels!r}")
+            raise ConfigError(f"channels must be rgb or bgr, not {self.channels!r}")
         if self.grid < 1:
             raise ValueError(f"grid must be >= 1, got {self.grid}")
         if self.n_aus < 0 or self.n_classes < 0:
@@ -329,16 +331,16 @@ class MultiTaskNet(nn.Module):
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights not found: {path} (expected a state_dict file)")
+            raise MissingFileError(f"pretrained weights not found: {path} (expected a state_dict file)")
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle/zip errors come in many types
-            raise ValueError(f"cannot read pretrained weights {path}: {e}") from e
+            raise InputFileError(f"cannot read pretrained weights {path}: {e}") from e
         state = _unwrap_state_dict(obj, path)
         if fmt == "vggface":
             state = vggface_to_torchvision(state, path)
         elif fmt is not None and fmt != "torchvision":
-            raise ValueError(f"unknown pretrained format {fmt!r}; known: {', '.join(PRETRAINED_FORMATS)}")
+            raise ConfigError(f"unknown pretrained format {fmt!r}; known: {', '.join(PRETRAINED_FORMATS)}")
         is_model = fmt is None and any(k.startswith(("trunk.", "heads.")) for k in state)
         target: nn.Module = self if is_model else self.trunk
         own = target.state_dict()
@@ -367,7 +369,7 @@ def _unwrap_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
+        raise InputFileError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -382,7 +384,7 @@ def vggface_to_torchvision(state: Mapping[str, Tensor], path: Path | str = "weig
     """A VGG-Face state_dict (``conv1_1``/``conv_1_1`` ... ``fc6``, ``fc7``, ``fc8``) under
     torchvision ``vgg16`` names. fc6/fc7 stored as 7x7 / 1x1 convolutions are flattened to
     linear weights; ``fc8`` (the 2622 training identities) keeps its name, so it is reported as
-    unexpected and left out. Raises ValueError when no key looks like VGG-Face."""
+    unexpected and left out. Raises InputFileError when no key looks like VGG-Face."""
     out: dict[str, Tensor] = {}
     for key, value in state.items():
         m = _VGGFACE_KEY.match(key)
@@ -396,7 +398,7 @@ def vggface_to_torchvision(state: Mapping[str, Tensor], path: Path | str = "weig
         else:
             out[key] = value
     if not any(k.startswith(("features.", "classifier.")) for k in out):
-        raise ValueError(f"{path}: no VGG-Face keys (conv1_1 ... conv5_3, fc6, fc7) in this state_dict")
+        raise InputFileError(f"{path}: no VGG-Face keys (conv1_1 ... conv5_3, fc6, fc7) in this state_dict")
     return out
 
 

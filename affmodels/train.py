@@ -29,12 +29,15 @@ from affmodels.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from affmodels.curves import plot_curves
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import RunFolderError
-from affmodels.evaluate import evaluate_model, score
+from affmodels.evaluate import eval_stream, evaluate_model, score
 from affmodels.losses import LossWeights, Relations, multitask_loss
 from affmodels.model import ModelConfig, MultiTaskNet
+from affmodels.step import autocast, compiled, float32, step_options, to_device
+from affmodels.step import optimizer as make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +80,24 @@ class TrainConfig:
     #: stop after this many steps in all (for tests and smoke runs); None = all epochs
     max_steps: int | None = None
     resume: bool = False
+    #: check each shard of --data and --val against the manifest's sha256 (once per file version)
+    verify: bool = True
+    #: the step on its device (affmodels.step): "auto" | "bf16" | "off"; fused AdamW (None: on
+    #: CUDA); torch.compile; augmentation in the "loader" or on the "device" ("auto": on CUDA)
+    amp: str = "auto"
+    fused: bool | None = None
+    compile: bool = False
+    augment_on: str = "auto"
+    #: NHWC activations (ModelConfig.channels_last)
+    channels_last: bool = True
 
 
 @dataclass
 class EpochRecord:
+    """One line of ``metrics.jsonl``: ``epoch`` counts from 1 (the epoch just finished); ``train``
+    the mean losses over its steps; ``val`` the metrics on ``--val`` (with its loss as ``loss``
+    and ``loss_va``, ``loss_au``, ``loss_expr``)."""
+
     epoch: int
     step: int
     lr: float
@@ -102,23 +119,24 @@ class TrainResult:
     stopped_early: bool
 
 
-def _stream(path: str, cfg: TrainConfig, train: bool) -> AffectStream:
+def _stream(path: str, cfg: TrainConfig, train: bool, augment: Augment | None = None) -> AffectStream:
     balance = dict(zip(("va", "au", "expr"), cfg.balance)) if (train and cfg.balance) else None
     return AffectStream(path, seed=cfg.seed, shuffle=train, batch_size=cfg.batch_size,
-                        augment=Augment() if (train and cfg.augment) else None, balance=balance)
+                        augment=augment if train else None, balance=balance, verify=cfg.verify)
 
 
 def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
     mcfg = ModelConfig(trunk=cfg.model, n_aus=stream.n_aus, n_classes=stream.n_classes,
                        image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained,
-                       pretrained_format=cfg.pretrained_format)
+                       pretrained_format=cfg.pretrained_format, channels_last=cfg.channels_last)
     return MultiTaskNet(mcfg), mcfg
 
 
 def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Callable[[EpochRecord], None] | None = None,
-          on_start: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train as ``cfg`` says; ``on_start(steps_per_epoch, epochs)``, ``progress(1)`` per step and
-    ``on_epoch(record)`` let a CLI draw progress and a metrics table."""
+          on_start: Callable[[int, int, int], None] | None = None) -> TrainResult:
+    """Train as ``cfg`` says; ``on_start(steps_per_epoch, epochs, steps_done)`` (``steps_done``:
+    those a resumed run already took), ``progress(1)`` per step and ``on_epoch(record)`` let a
+    CLI draw progress and a metrics table."""
     d = distributed.setup(cfg.device)
     try:
         return _train(cfg, d, progress, on_epoch, on_start)
@@ -127,21 +145,26 @@ def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Calla
 
 
 def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
-           on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int], None] | None) -> TrainResult:
+           on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int, int], None] | None) -> TrainResult:
     out = Path(cfg.out)
     check_run_folder(out, cfg.resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    stream = _stream(cfg.data, cfg, train=True)
+    opts = step_options(d.device, amp=cfg.amp, fused=cfg.fused, compile=cfg.compile, augment_on=cfg.augment_on,
+                        trunk=cfg.model)
+    augment = Augment() if cfg.augment else None
+    stream = _stream(cfg.data, cfg, train=True, augment=None if opts.augment_on_device else augment)
+    device_augment = augment if opts.augment_on_device else None
+    val = eval_stream(cfg.val, cfg.batch_size, verify=cfg.verify) if (cfg.val and d.main) else None
     model, mcfg = build_model(stream, cfg)
     model.to(d.device)
     weights = loss_weights(stream.manifest)
     pos_weight = weights.pos_weight.to(d.device) if cfg.pos_weight else None
     class_weight = weights.class_weight.to(d.device) if cfg.class_weight else None
-    loader = make_loader(stream, cfg.batch_size, cfg.workers)
+    loader = make_loader(stream, cfg.batch_size, cfg.workers, pin_memory=opts.pin_memory)
     steps_per_epoch = len(loader)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model.parameters(), opts, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=max(1, steps_per_epoch * cfg.epochs), pct_start=0.15)
     lw = LossWeights(*cfg.loss_weights)
@@ -166,9 +189,9 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         pending_rng = state["rng"]
         carried = EpochTotals.resumed(state, start_epoch)
         log.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
-    net = DistributedDataParallel(model) if d.enabled else model
+    net = compiled(DistributedDataParallel(model) if d.enabled else model, opts)
     if on_start:
-        on_start(steps_per_epoch, cfg.epochs)
+        on_start(steps_per_epoch, cfg.epochs, step)
 
     def checkpoint(epoch: int, name: str = "last.pt", totals: EpochTotals | None = None) -> None:
         """``totals``: the running sums of a checkpoint taken mid-epoch (module epoch_totals)."""
@@ -188,9 +211,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         totals = carried if epoch == start_epoch else EpochTotals()
         for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
-            batch = {k: (v.to(d.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
-            pred = net(batch["image"])
-            total, parts = multitask_loss(pred, batch, lw, pos_weight=pos_weight, class_weight=class_weight,
+            batch = to_device(batch, opts, device_augment, seed=cfg.seed, epoch=epoch)
+            with autocast(opts):
+                pred = net(batch["image"])
+            total, parts = multitask_loss(float32(pred), batch, lw, pos_weight=pos_weight, class_weight=class_weight,
                                           relations=relations)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -209,11 +233,13 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
             checkpoint(epoch, totals=totals)  # mid-epoch: the loader state says where to resume
             break
         seconds = totals.seconds()
-        record = EpochRecord(epoch=epoch, step=step, lr=float(scheduler.get_last_lr()[0]),
+        record = EpochRecord(epoch=epoch + 1, step=step, lr=float(scheduler.get_last_lr()[0]),
                              train=totals.means(), seconds=round(seconds, 2),
                              samples_per_s=round(totals.samples * d.world_size / max(seconds, 1e-9), 1))
-        if cfg.val and d.main:
-            metrics = evaluate_model(model, cfg.val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
+        if val is not None:
+            metrics = evaluate_model(model, val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device,
+                                     loss_fn=lambda p, b: multitask_loss(p, b, lw, pos_weight=pos_weight,
+                                                                         class_weight=class_weight))
             record.val = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         history.append(record)
         current = score(record.val) if record.val else -record.train.get("loss", math.inf)
@@ -255,33 +281,15 @@ def check_run_folder(out: Path, resume: bool) -> None:
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(json.dumps(record, default=float) + "\n")
+        f.write(json.dumps(_strict(record), default=float, allow_nan=False) + "\n")
 
 
-def plot_curves(history: list[EpochRecord], path: Path) -> None:
-    """Training losses and validation scores per epoch, as a PNG people can look at."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r.epoch + 1 for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    keys = ("loss", "va", "au", "expr") if "loss" in history[-1].train else ("d_loss", "g_loss", "g_cycle")
-    for key in keys:
-        values = [r.train.get(key) for r in history]
-        if any(v is not None for v in values):
-            ax1.plot(epochs, values, marker="o", label=key)
-    ax1.set(title="training loss", xlabel="epoch")
-    if ax1.get_legend_handles_labels()[0]:
-        ax1.legend()
-    for key, label in (("ccc_mean", "VA mean CCC"), ("au_f1_mean", "AU mean F1"), ("expr_f1_macro", "EXPR macro-F1")):
-        values = [r.val.get(key) for r in history]
-        if any(v is not None for v in values):
-            ax2.plot(epochs, values, marker="o", label=label)
-    ax2.set(title="validation", xlabel="epoch", ylim=(0, 1))
-    if ax2.get_legend_handles_labels()[0]:
-        ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _strict(obj: Any) -> Any:
+    """NaN and infinities as null (an undefined metric): strict JSON parsers refuse bare NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj

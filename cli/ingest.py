@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from affdata.videos import ingest_videos
 from cli.common import (
     DbOption,
     JsonOption,
@@ -45,6 +44,8 @@ def videos(
 
     Example: affdata ingest videos data/videos --recursive --subject-pattern '^(subj\\d+)_'
     """
+    from affdata.videos import ingest_videos
+
     store = open_store(db, create=True)
     with progress_bar("probing videos", enabled=not json) as bar:
         report = ingest_videos(store, paths, recursive=recursive, subject=subject,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, err, open_store
+from cli.common import DbOption, NoVerifyOption, err, open_store
 
 
 def predict(
@@ -19,6 +19,7 @@ def predict(
     source: Annotated[str | None, typer.Option(help="Name of that model source (default: the run folder's name).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     fill: Annotated[bool, typer.Option("--fill/--no-fill", help="A value on every frame of the ABAW files (VA linear in time, AU and expression from the nearest predicted frame of the track), as a challenge submission needs; --no-fill writes -5/-1 there.")] = True,
+    no_verify: NoVerifyOption = False,
     db: DbOption = None,
 ) -> None:
     """Predict VA, AUs and expressions per frame; write predictions.csv and ABAW-format files.
@@ -38,7 +39,7 @@ def predict(
 
     if (data is None) == (video is None):
         raise typer.BadParameter("give exactly one of --data and --video")
-    df = predict_export(checkpoint, data, device=device) if data else predict_video(checkpoint, video, device=device)
+    df = predict_export(checkpoint, data, device=device, verify=not no_verify) if data else predict_video(checkpoint, video, device=device)
     vocab = df.attrs.get("vocabulary", {})
     au_names, classes = vocab.get("au_names", []), vocab.get("expressions", [])
     out.mkdir(parents=True, exist_ok=True)
