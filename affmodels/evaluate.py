@@ -189,6 +189,35 @@ class EvalResult:
     #: AUs and classes left out of the scores because only the model or only the export has
     #: them (see :class:`VocabularyMatch`); empty lists when the two agree
     left_out: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: which data the figures are on: the export's split name, version and part (from its
+    #: manifest), its folder, and whether it is the part the checkpoint was selected on
+    #: (``selected_on``: then the figures are optimistic, not a test result)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``split official v1, part test`` (plus a warning for a selection or training part)."""
+        d = self.data
+        text = (f"split {d['split']} v{d.get('version')}, part {d['part']}" if d.get("part")
+                else "an export without a split part")
+        if d.get("trained_on"):
+            text += " (the part it was TRAINED on: not a held-out result)"
+        elif d.get("selected_on"):
+            text += " (the part best.pt was SELECTED on: optimistic, not a test result)"
+        return text
+
+
+def data_part(data: str | Path, state: dict[str, Any], stream: AffectStream) -> dict[str, Any]:
+    """Which split part an export holds (its manifest) and how the checkpoint used it."""
+    split = dict(stream.manifest.raw.get("split") or {})
+    here = Path(data).resolve()
+    config = state.get("config") or {}
+
+    def same(path: str | None) -> bool:
+        return bool(path) and Path(path).resolve() == here
+
+    return {"path": str(data), "split": split.get("name"), "version": split.get("version"),
+            "part": split.get("part"), "trained_on": same(config.get("data")),
+            "selected_on": same(config.get("val"))}
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size: int = 256,
@@ -201,4 +230,4 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size:
     result = evaluate_model(model, stream, batch_size=batch_size, workers=workers, device=device, per_video=True,
                             match=None if match.identity else match)
     per_video = result.pop("per_video")
-    return EvalResult(result, per_video, match.left_out)
+    return EvalResult(result, per_video, match.left_out, data_part(data, state, stream))

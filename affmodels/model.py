@@ -15,12 +15,18 @@ Two trunks:
   ``classifier.0``, ``classifier.3``), so such a state_dict loads without renaming.
 
 Images enter as uint8 (B, 3, H, W) RGB, or float in [0, 1]; normalisation happens inside,
-so a data loader can ship uint8 to the device and the conversion runs there.
+so a data loader can ship uint8 to the device and the conversion runs there. How is part of
+the config (and so of every checkpoint): the channel order, the pixel range and the mean and
+std a trunk was trained with. Pretrained weights come with their own convention
+(:data:`INPUT_CONVENTIONS`): torchvision's ImageNet models take RGB in [0, 1] standardised by
+the ImageNet mean and std; VGG-Face (Parkhi et al. 2015, the Caffe release) takes BGR in
+0-255 minus its mean image colour, not divided by anything.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +42,16 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: VGG-Face's mean image colour, B, G, R in 0-255 (vgg_face_caffe: 93.5940, 104.7624, 129.1863)
+VGGFACE_MEAN_BGR = (93.5940, 104.7624, 129.1863)
+
+#: How each source of pretrained weights wants its input: channel order, pixel range (1: [0, 1];
+#: 255: 0-255), mean and std in those units and that order.
+INPUT_CONVENTIONS: dict[str, dict] = {
+    "torchvision": {"channels": "rgb", "pixel_range": 1.0, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    "vggface": {"channels": "bgr", "pixel_range": 255.0, "mean": VGGFACE_MEAN_BGR, "std": (1.0, 1.0, 1.0)},
+}
+PRETRAINED_FORMATS = tuple(INPUT_CONVENTIONS)
 
 
 @dataclass
@@ -51,13 +67,33 @@ class ModelConfig:
     fc_dim: int = 4096  # vgg only: width of the two FC layers (fc6, fc7)
     dropout: float = 0.2  # before the heads (and in vgg's FC layers)
     pretrained: str | None = None  # state_dict file loaded at construction (see load_pretrained)
-    mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, in [0, 1] units
-    std: tuple[float, float, float] = IMAGENET_STD
+    #: layout of that file's keys: None (ours, or torchvision names), "torchvision", "vggface"
+    pretrained_format: str | None = None
+    # The input convention; None: that of pretrained_format (torchvision's when there is none).
+    # Resolved at construction, so a saved config always holds the values the weights expect.
+    mean: tuple[float, float, float] | None = None  # in channel order and pixel_range units
+    std: tuple[float, float, float] | None = None
+    channels: str | None = None  # "rgb" | "bgr": the order the first convolution expects
+    pixel_range: float | None = None  # 1.0: pixels in [0, 1]; 255.0: pixels in 0-255
     channels_last: bool = True  # NHWC activations: ~1.4x faster CPU convs, and what AMP on GPU wants
 
     def __post_init__(self) -> None:
         if self.trunk not in TRUNKS:
             raise ConfigError(f"unknown trunk {self.trunk!r}; known: {', '.join(TRUNKS)}")
+        if self.pretrained_format is not None:
+            if self.pretrained_format not in INPUT_CONVENTIONS:
+                raise ConfigError(f"unknown pretrained format {self.pretrained_format!r}; "
+                                  f"known: {', '.join(PRETRAINED_FORMATS)}")
+            if self.trunk != "vgg":
+                raise ConfigError(f"pretrained format {self.pretrained_format!r} is a VGG-16 layout; "
+                                  f"use it with the vgg trunk, not {self.trunk!r}")
+        convention = INPUT_CONVENTIONS[self.pretrained_format or "torchvision"]
+        for name in ("mean", "std", "channels", "pixel_range"):
+            if getattr(self, name) is None:
+                setattr(self, name, convention[name])
+        self.mean, self.std = tuple(float(x) for x in self.mean), tuple(float(x) for x in self.std)
+        if self.channels not in ("rgb", "bgr"):
+            raise ConfigError(f"channels must be rgb or bgr, not {self.channels!r}")
         if self.grid < 1:
             raise ValueError(f"grid must be >= 1, got {self.grid}")
         if self.n_aus < 0 or self.n_classes < 0:
@@ -90,13 +126,20 @@ class LoadReport(NamedTuple):
 
 
 class Normalize(nn.Module):
-    """uint8 or [0, 1] float images -> standardised float, on whatever device they are on."""
+    """uint8 or [0, 1] float RGB images -> standardised float, on whatever device they are on.
+
+    ``pixel_range`` scales the pixels to what the trunk was trained on (1: [0, 1]; 255: 0-255)
+    and ``channels="bgr"`` reverses the channel order (Caffe models) before the mean and std,
+    which are given in that order and those units."""
 
     def __init__(
-        self, mean: Sequence[float], std: Sequence[float], channels_last: bool = False
+        self, mean: Sequence[float], std: Sequence[float], channels_last: bool = False, *,
+        channels: str = "rgb", pixel_range: float = 1.0,
     ) -> None:
         super().__init__()
         self.channels_last = channels_last
+        self.bgr = channels == "bgr"
+        self.pixel_range = float(pixel_range)
         # not persistent: derived from the config, so state_dicts stay compatible across norms
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
@@ -108,7 +151,11 @@ class Normalize(nn.Module):
             images = images.contiguous(memory_format=torch.channels_last)
         x = images.to(self.mean.dtype)
         if images.dtype == torch.uint8:
-            x = x / 255.0
+            x = x * (self.pixel_range / 255.0)
+        elif self.pixel_range != 1.0:
+            x = x * self.pixel_range
+        if self.bgr:
+            x = x.flip(1)
         return (x - self.mean) / self.std
 
 
@@ -246,12 +293,13 @@ class MultiTaskNet(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.normalize = Normalize(cfg.mean, cfg.std, cfg.channels_last)
+        self.normalize = Normalize(cfg.mean, cfg.std, cfg.channels_last, channels=cfg.channels,
+                                   pixel_range=cfg.pixel_range)
         self.trunk = build_trunk(cfg)
         self.heads = TaskHeads(self.trunk.out_features, cfg.n_aus, cfg.n_classes, cfg.dropout)
         self.load_report: LoadReport | None = None
         if cfg.pretrained is not None:
-            self.load_report = self.load_pretrained(cfg.pretrained)
+            self.load_report = self.load_pretrained(cfg.pretrained, cfg.pretrained_format)
 
     @property
     def num_features(self) -> int:
@@ -267,15 +315,19 @@ class MultiTaskNet(nn.Module):
     def forward(self, images: Tensor) -> Predictions:
         return self.forward_head(self.forward_features(images))
 
-    def load_pretrained(self, path: str | Path) -> LoadReport:
+    def load_pretrained(self, path: str | Path, fmt: str | None = None) -> LoadReport:
         """Load a state_dict file non-strictly and say what matched.
 
-        Keys starting with ``trunk.`` or ``heads.`` are taken as a whole-model checkpoint
-        (ours); any others as a bare trunk (e.g. torchvision ``vgg16``: ``features.N.*``,
-        ``classifier.0/3.*``). A ``module.`` prefix (DDP) is dropped, and a checkpoint
-        dict holding the weights under ``state_dict`` or ``model`` is unwrapped. Keys of
-        another shape are skipped rather than fatal, so a VGG-FACE file with its 2622-way
-        fc8 still loads its trunk.
+        ``fmt`` None: keys starting with ``trunk.`` or ``heads.`` are taken as a whole-model
+        checkpoint (ours); any others as a bare trunk (e.g. torchvision ``vgg16``:
+        ``features.N.*``, ``classifier.0/3.*``). ``"torchvision"``: a torchvision ``vgg16``
+        state_dict (its 1000-way ``classifier.6`` is left out). ``"vggface"``: a VGG-Face port
+        (``conv1_1`` or ``conv_1_1`` ... ``conv5_3``, ``fc6``, ``fc7``, ``fc8``), mapped to the
+        torchvision names; an ``fc6``/``fc7`` stored as a convolution (Caffe) is flattened, and
+        the 2622-identity ``fc8`` is left out. The input convention (channel order, range, mean)
+        is the config's, set from the same format (:data:`INPUT_CONVENTIONS`). A ``module.``
+        prefix (DDP) is dropped, and a checkpoint dict holding the weights under ``state_dict``
+        or ``model`` is unwrapped. Keys of another shape are skipped rather than fatal.
         """
         path = Path(path)
         if not path.is_file():
@@ -285,7 +337,11 @@ class MultiTaskNet(nn.Module):
         except Exception as e:  # pickle/zip errors come in many types
             raise InputFileError(f"cannot read pretrained weights {path}: {e}") from e
         state = _unwrap_state_dict(obj, path)
-        is_model = any(k.startswith(("trunk.", "heads.")) for k in state)
+        if fmt == "vggface":
+            state = vggface_to_torchvision(state, path)
+        elif fmt is not None and fmt != "torchvision":
+            raise ConfigError(f"unknown pretrained format {fmt!r}; known: {', '.join(PRETRAINED_FORMATS)}")
+        is_model = fmt is None and any(k.startswith(("trunk.", "heads.")) for k in state)
         target: nn.Module = self if is_model else self.trunk
         own = target.state_dict()
         ok = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -317,11 +373,42 @@ def _unwrap_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+#: features.N index of each VGG-16 convolution, by (block, conv) as VGG-Face names them
+_VGG_CONV_INDEX = dict(zip(
+    [(b, i) for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)],
+    (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)))
+_VGGFACE_KEY = re.compile(r"^conv_?(\d)_(\d)\.(weight|bias)$")
+
+
+def vggface_to_torchvision(state: Mapping[str, Tensor], path: Path | str = "weights") -> dict[str, Tensor]:
+    """A VGG-Face state_dict (``conv1_1``/``conv_1_1`` ... ``fc6``, ``fc7``, ``fc8``) under
+    torchvision ``vgg16`` names. fc6/fc7 stored as 7x7 / 1x1 convolutions are flattened to
+    linear weights; ``fc8`` (the 2622 training identities) keeps its name, so it is reported as
+    unexpected and left out. Raises InputFileError when no key looks like VGG-Face."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        m = _VGGFACE_KEY.match(key)
+        if m and (int(m[1]), int(m[2])) in _VGG_CONV_INDEX:
+            out[f"features.{_VGG_CONV_INDEX[int(m[1]), int(m[2])]}.{m[3]}"] = value
+        elif key.split(".")[0] in ("fc6", "fc7"):
+            name, kind = key.split(".", 1)
+            if kind == "weight" and value.ndim == 4:
+                value = value.flatten(1)
+            out[f"classifier.{0 if name == 'fc6' else 3}.{kind}"] = value
+        else:
+            out[key] = value
+    if not any(k.startswith(("features.", "classifier.")) for k in out):
+        raise InputFileError(f"{path}: no VGG-Face keys (conv1_1 ... conv5_3, fc6, fc7) in this state_dict")
+    return out
+
+
 def num_params(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 __all__ = [
+    "INPUT_CONVENTIONS",
+    "PRETRAINED_FORMATS",
     "CompactCNN",
     "ConvBNAct",
     "LoadReport",
@@ -333,4 +420,5 @@ __all__ = [
     "VGGTrunk",
     "build_trunk",
     "num_params",
+    "vggface_to_torchvision",
 ]

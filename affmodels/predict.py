@@ -87,10 +87,16 @@ def predict_video(checkpoint: str | Path, video: str | Path, *, device: str = "c
 
 
 def write_abaw(df: pd.DataFrame, out: Path, au_names: list[str], classes: list[str],
-               frame_counts: dict[str, int] | None = None) -> int:
-    """One ABAW file per (video, track) and task in ``out/{VA,AU,EXPR}_Set/``; frames without a
-    prediction (not exported, or no face) get -5 / -1. Returns the number of files written."""
+               frame_counts: dict[str, int] | None = None, *, fill: bool = True) -> int:
+    """One ABAW file per (video, track) and task in ``out/{VA,AU,EXPR}_Set/``, one line per frame
+    of the video (``frame_counts``; else up to the last predicted frame). With ``fill`` (the
+    default: a challenge submission needs a value on every frame) frames without a prediction
+    (not exported, or no face) take the track's VA linearly interpolated in time and its AUs and
+    expression from the nearest predicted frame (affdata.formats.abaw_submission); without it
+    they get -5 / -1. Every file is checked against the challenge's rules after writing.
+    Returns the number of files written."""
     from affdata.formats import write_abaw_task_file
+    from affdata.formats.abaw_submission import check_submission_file, fill_track
 
     written = 0
     for (video, track), rows in df.groupby(["video", "track"], sort=True):
@@ -100,7 +106,11 @@ def write_abaw(df: pd.DataFrame, out: Path, au_names: list[str], classes: list[s
             path = out / {"va": "VA_Set", "au": "AU_Set", "expr": "EXPR_Set"}[task] / f"{stem}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             header = ",".join(classes) if task == "expr" else None
+            if fill:
+                table = fill_track(table, task, n)
             write_abaw_task_file(path, table, task, header=header, n_frames=n)
+            if fill:
+                check_submission_file(path, task, n_frames=n)
             written += 1
     return written
 

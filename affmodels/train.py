@@ -34,7 +34,7 @@ from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import RunFolderError
 from affmodels.evaluate import eval_stream, evaluate_model, score
-from affmodels.losses import LossWeights, multitask_loss
+from affmodels.losses import LossWeights, Relations, multitask_loss
 from affmodels.model import ModelConfig, MultiTaskNet
 from affmodels.step import autocast, compiled, float32, step_options, to_device
 from affmodels.step import optimizer as make_optimizer
@@ -68,7 +68,13 @@ class TrainConfig:
     #: task-balanced sampling weights (va, au, expr), or None for one pass over the rows
     balance: tuple[float, float, float] | None = None
     augment: bool = True
+    #: the AU-expression relation losses (soft co-annotation both ways, distribution matching)
+    relations: bool = False
+    #: their weights: co-annotation of AUs, of expressions, distribution matching
+    relation_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     pretrained: str | None = None
+    #: layout and input convention of that file: None (ours), "torchvision", "vggface"
+    pretrained_format: str | None = None
     width: int | None = None
     checkpoint_every: int = 0
     #: stop after this many steps in all (for tests and smoke runs); None = all epochs
@@ -122,7 +128,7 @@ def _stream(path: str, cfg: TrainConfig, train: bool, augment: Augment | None = 
 def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
     mcfg = ModelConfig(trunk=cfg.model, n_aus=stream.n_aus, n_classes=stream.n_classes,
                        image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained,
-                       channels_last=cfg.channels_last)
+                       pretrained_format=cfg.pretrained_format, channels_last=cfg.channels_last)
     return MultiTaskNet(mcfg), mcfg
 
 
@@ -162,6 +168,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=max(1, steps_per_epoch * cfg.epochs), pct_start=0.15)
     lw = LossWeights(*cfg.loss_weights)
+    relations = (Relations.for_outputs(stream.expressions, stream.au_names, tuple(cfg.relation_weights))
+                 if cfg.relations else None)
     vocab = {"au_names": list(stream.au_names), "expressions": list(stream.expressions)}
     history: list[EpochRecord] = []
     best: float | None = None
@@ -206,7 +214,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
             batch = to_device(batch, opts, device_augment, seed=cfg.seed, epoch=epoch)
             with autocast(opts):
                 pred = net(batch["image"])
-            total, parts = multitask_loss(float32(pred), batch, lw, pos_weight=pos_weight, class_weight=class_weight)
+            total, parts = multitask_loss(float32(pred), batch, lw, pos_weight=pos_weight, class_weight=class_weight,
+                                          relations=relations)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()

@@ -30,19 +30,23 @@ def evaluate(
     Where the export's AUs or expression classes differ from the model's, the ones both have
     are scored and the others are named on stderr (and under left_out with --json).
 
+    Says which split part the export holds (from its manifest), and warns when it is the part
+    the checkpoint was trained or selected on: only a part it never saw gives a test figure.
+
     Example: affmodels eval --checkpoint runs/cnn1/best.pt --data exports/val
     """
     from affmodels.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device, verify=not no_verify)
     if json:
-        print_json({"metrics": result.metrics, "per_video": result.per_video, "left_out": result.left_out})
+        print_json({"data": result.data, "metrics": result.metrics, "per_video": result.per_video,
+                    "left_out": result.left_out})
         return
     for line in left_out_lines(result.left_out):
         note(line)
     m = result.metrics
     print_table(["metric", "value"], [[label, num(m.get(k), 4)] for k, label in METRICS],
-                title=f"{shown_path(checkpoint)} on {shown_path(data)}")
+                title=f"{shown_path(checkpoint)} on {shown_path(data)}: {result.describe()}")
     aus = sorted((k.split("/", 1)[1] for k in m if k.startswith("au_f1/")), key=au_order)
     if aus:
         print_table(["AU", "F1", "accuracy", "frames"],

@@ -101,6 +101,7 @@ def labels(
     source: Annotated[str | None, typer.Option(help="Label source NAME[@VERSION] (default: the only human source).")] = None,
     split: Annotated[str | None, typer.Option(help="Split deciding Training_Set / Validation_Set for sources not imported from ABAW files.")] = None,
     tasks: Annotated[str, typer.Option(help="Tasks to write, comma-separated: va, au, expr.")] = "va,au,expr",
+    fill: Annotated[bool, typer.Option("--fill", help="A value on every frame (VA linear in time, AU and expression from the nearest labelled frame of the track) and a check against the challenge's file rules: for a model source written as a submission.")] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -116,7 +117,7 @@ def labels(
     unknown = [t for t in wanted if t not in ("va", "au", "expr")]
     if unknown:
         raise typer.BadParameter(f"unknown task {unknown[0]!r}; use va, au, expr", param_hint="--tasks")
-    result = export_abaw(open_store(db), out, source=source, tasks=wanted, split=split)
+    result = export_abaw(open_store(db), out, source=source, tasks=wanted, split=split, fill=fill)
     if json:
         print_json({"out": result.out, "source": result.source, "files": result.files})
     else:

@@ -18,10 +18,15 @@ def predict(
     into_store: Annotated[bool, typer.Option("--into-store", help="Also write the predictions into the store as a model source.")] = False,
     source: Annotated[str | None, typer.Option(help="Name of that model source (default: the run folder's name).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    fill: Annotated[bool, typer.Option("--fill/--no-fill", help="A value on every frame of the ABAW files (VA linear in time, AU and expression from the nearest predicted frame of the track), as a challenge submission needs; --no-fill writes -5/-1 there.")] = True,
     no_verify: NoVerifyOption = False,
     db: DbOption = None,
 ) -> None:
     """Predict VA, AUs and expressions per frame; write predictions.csv and ABAW-format files.
+
+    The ABAW files have one line per video frame (frame counts from the store with --into-store,
+    else up to the last predicted frame) and, by default, a value on every line, checked
+    against the challenge's file rules.
 
     With --into-store the predictions become a label source of kind model, which affdata sql
     and affdata labels agreement can compare with the human labels.
@@ -45,7 +50,7 @@ def predict(
         from affdata.videos import frame_counts
 
         counts = frame_counts(store)
-    files = write_abaw(df, out / "abaw", au_names, classes, counts)
+    files = write_abaw(df, out / "abaw", au_names, classes, counts, fill=fill)
     err.print(f"{len(df)} frames predicted: {out / 'predictions.csv'}, {files} ABAW files in {out / 'abaw'}", highlight=False)
     if store is not None:
         name = source or checkpoint.resolve().parent.name

@@ -40,7 +40,10 @@ def train(
     loss_weights: Annotated[str, typer.Option(help="VA,AU,EXPR loss weights.")] = "1,1,1",
     balance: Annotated[str | None, typer.Option(help="Task-balanced sampling weights VA,AU,EXPR, e.g. 1,2,2 (default: every row once per epoch).")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips and jitter.")] = False,
+    relations: Annotated[bool, typer.Option("--relations", help="Couple AUs and expressions through the AU-expression table (Du et al. 2014): soft co-annotation both ways and distribution matching (docs/models.md).")] = False,
+    relation_weights: Annotated[str, typer.Option(help="Weights of the relation losses: AU co-annotation, expression co-annotation, distribution matching.")] = "1,1,1",
     pretrained: Annotated[str | None, typer.Option(help="Local state_dict file to start the trunk from.")] = None,
+    pretrained_format: Annotated[str | None, typer.Option(help="Layout of --pretrained (vgg trunk): torchvision (vgg16, RGB 0-1, ImageNet mean/std) or vggface (conv1_1...fc7, BGR 0-255 minus its mean); the input convention is saved in the checkpoint.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 2,
     threads: Annotated[int | None, typer.Option(help="torch threads for the step (default: torch's).")] = None,
@@ -70,6 +73,7 @@ def train(
                   workers=workers, threads=threads, seed=seed, checkpoint_every=checkpoint_every,
                   max_steps=max_steps, resume=resume, json=json, verify=not no_verify)
         return
+    from affmodels.model import PRETRAINED_FORMATS
     from affmodels.step import AMP, AUGMENT_ON
     from affmodels.train import TrainConfig
     from affmodels.train import train as run
@@ -78,11 +82,19 @@ def train(
         raise typer.BadParameter(f"--amp must be one of {', '.join(AMP)}, not {amp!r}")
     if augment_on not in AUGMENT_ON:
         raise typer.BadParameter(f"--augment-on must be one of {', '.join(AUGMENT_ON)}, not {augment_on!r}")
+    if pretrained_format is not None:
+        if pretrained_format not in PRETRAINED_FORMATS:
+            raise typer.BadParameter(f"unknown format {pretrained_format!r}; use {' or '.join(PRETRAINED_FORMATS)}",
+                                     param_hint="--pretrained-format")
+        if pretrained is None or model.value != "vgg":
+            raise typer.BadParameter("goes with --pretrained FILE and --model vgg", param_hint="--pretrained-format")
 
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model.value, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
-                      pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
+                      relations=relations, relation_weights=_floats(relation_weights, 3, "--relation-weights"),
+                      pretrained=pretrained, pretrained_format=pretrained_format, device=device, workers=workers,
+                      threads=threads, seed=seed,
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify,
                       amp=amp, fused=fused, compile=compile, augment_on=augment_on, channels_last=channels_last)
     table = GrowingTable(["epoch", "step", "train loss", "val loss", *[label for _, label in ROW], "best", "samples/s"])

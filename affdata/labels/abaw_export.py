@@ -5,7 +5,10 @@ line they had and one line per video frame, so importing a release and exporting
 same files. Labels from any other source (the consensus, a model, a generic table) are written
 per track as ``<Task>_Set/<Part>_Set/<video>[_<track>].txt`` with canonical headers, the part
 taken from ``split`` (every file in ``Training_Set`` without one). Frames without a label get
--5 (VA) or -1 (AU, expression).
+-5 (VA) or -1 (AU, expression), unless ``fill``: then every frame gets a value by the rule of
+:mod:`affdata.formats.abaw_submission` (VA linear in time within the track, AU and expression
+from the nearest labelled frame), and each file is checked against the challenge's rules; for a
+model source written out as a submission, not for human labels (a filled label is invented).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import Connection, text
 from affdata.db import Store
 from affdata.errors import ConfigError
 from affdata.formats import LabelTable, write_abaw_task_file
+from affdata.formats.abaw_submission import check_submission_file, fill_track
 from affdata.labels.consensus import resolve_sources
 from affdata.splits import resolve_split
 from affdata.vocab import EXPRESSIONS
@@ -37,7 +41,8 @@ class AbawExport:
 
 
 def export_abaw(store: Store, out: Path, *, source: str | None = None,
-                tasks: tuple[str, ...] = ("va", "au", "expr"), split: str | None = None) -> AbawExport:
+                tasks: tuple[str, ...] = ("va", "au", "expr"), split: str | None = None,
+                fill: bool = False) -> AbawExport:
     out = Path(out)
     with store.connect() as conn:
         chosen = resolve_sources(conn, [source] if source else None)
@@ -57,7 +62,7 @@ def export_abaw(store: Store, out: Path, *, source: str | None = None,
             tracks = conn.execute(text(f"SELECT DISTINCT track_id FROM {task}_label WHERE import_id = :i"),
                                   {"i": imp.id}).scalars().all()
             for track_id in tracks:
-                _write(conn, out / imp.key, task, source_id, track_id, details.get("header"), imp.id)
+                _write(conn, out / imp.key, task, source_id, track_id, details.get("header"), imp.id, fill)
                 done.add((task, track_id))
                 result.files[task] += 1
         for task in tasks:
@@ -69,7 +74,8 @@ def export_abaw(store: Store, out: Path, *, source: str | None = None,
                     continue
                 stem = video if track == "main" else f"{video}_{track}"
                 part = PART_DIRS.get(parts.get(video, "train"), f"{parts.get(video, 'train').title()}_Set")
-                _write(conn, out / TASK_DIRS[task] / part / f"{stem}.txt", task, source_id, track_id, None, None)
+                _write(conn, out / TASK_DIRS[task] / part / f"{stem}.txt", task, source_id, track_id, None, None,
+                       fill)
                 result.files[task] += 1
     return result
 
@@ -91,7 +97,7 @@ def _parts(conn: Connection, split: str | None) -> dict[str, str]:
 
 
 def _write(conn: Connection, path: Path, task: str, source_id: int, track_id: int,
-           header: str | None, import_id: int | None) -> None:
+           header: str | None, import_id: int | None, fill: bool = False) -> None:
     video, n_frames = conn.execute(text("SELECT v.name, v.frame_count FROM track t JOIN video v ON v.id = t.video_id "
                                         "WHERE t.id = :t"), {"t": track_id}).one()
     where = "track_id = :t AND source_id = :s" + (" AND import_id = :i" if import_id else "")
@@ -117,7 +123,11 @@ def _write(conn: Connection, path: Path, task: str, source_id: int, track_id: in
         present = grid.fillna(-1).to_numpy(dtype=np.int8)
         table = _table(path, video, grid.index.to_numpy(dtype=np.int64), au_numbers=aus, au_present=present)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fill:
+        table = fill_track(table, task, n_frames)
     write_abaw_task_file(path, table, task, header=header, n_frames=n_frames)
+    if fill:
+        check_submission_file(path, task, n_frames=n_frames)
 
 
 def _table(path: Path, video: str, frames: np.ndarray, **columns: Any) -> LabelTable:

@@ -14,6 +14,7 @@ from affdata.synthetic.dataset import (
                                        generate_labels_only,
 )
 from affdata.synthetic.plan import DatasetPlan, plan_dataset
+from affdata.synthetic.wild import Wild
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -22,4 +23,5 @@ __all__ = [
     "generate_dataset",
     "generate_labels_only",
     "plan_dataset",
+    "Wild",
 ]

@@ -41,6 +41,18 @@ from affdata.synthetic.plan import (
     subject_name,
 )
 from affdata.synthetic.render import CRF_RANGE, X264_OPTIONS, render_video
+from affdata.synthetic.wild import (
+    STREAM_WILD_BOX,
+    STREAM_WILD_ID,
+    STREAM_WILD_LABEL,
+    Accessories,
+    NoisyLabels,
+    Wild,
+    annotate,
+    jitter_boxes,
+    widen_identity,
+    wild_accessories,
+)
 from affdata.vocab import EXPRESSIONS
 
 GENERATOR_VERSION = "1"
@@ -79,21 +91,31 @@ def track_affect(plan: DatasetPlan, video: VideoPlan, track: TrackPlan) -> Affec
                          plan.classes, plan.aus)
 
 
+def track_labels(plan: DatasetPlan, track: TrackPlan, affect: Affect, wild: Wild | None = None) -> NoisyLabels:
+    """The labels written for a track: what drew the pixels, or, with ``wild`` annotators or
+    label noise, what simulated annotators would write (:func:`affdata.synthetic.wild.annotate`)."""
+    if wild is not None and (wild.annotators or wild.label_noise):
+        return annotate(wild, affect, plan.aus, plan.classes, plan.fps,
+                        rng_for(plan.seed, STREAM_WILD_LABEL, track.index))
+    return NoisyLabels(affect.valence, affect.arousal, affect.au_labels(plan.aus), affect.expression)
+
+
 def _write_labels(out: Path, plan: DatasetPlan, video: VideoPlan, track: TrackPlan,
                   affect: Affect, masks: dict[str, np.ndarray], counts: dict[str, int],
-                  files: dict[str, int]) -> None:
+                  files: dict[str, int], wild: Wild | None = None) -> None:
     stem = video.label_stem(track)
+    labels = track_labels(plan, track, affect, wild)
     for task in TASKS:
         mask = masks[task]
         n = int(mask.sum())
         if n == 0:
             continue
         if task == "VA":
-            text = writer.va_text(affect.valence, affect.arousal, mask)
+            text = writer.va_text(labels.valence, labels.arousal, mask)
         elif task == "AU":
-            text = writer.au_text(affect.au_labels(plan.aus), mask, plan.aus)
+            text = writer.au_text(labels.au, mask, plan.aus)
         else:
-            text = writer.expr_text(affect.expression, mask, plan.classes)
+            text = writer.expr_text(labels.expression, mask, plan.classes)
         writer.write_text(out / "annotations" / TASK_DIRS[task] / video.split / f"{stem}.txt",
                           text)
         counts[task] += n
@@ -128,11 +150,12 @@ def _subjects_csv(plan: DatasetPlan) -> str:
 
 def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: int = 0, *,
                      fps: int = 25, release: str = "abaw2020", coverage: dict[str, float] | None = None,
-                     progress: Progress | None = None) -> DatasetSummary:
+                     progress: Progress | None = None, wild: Wild | None = None) -> DatasetSummary:
     """Render a synthetic dataset: each of ``subjects`` people is on screen for about
     ``seconds`` in all; ``progress(n)`` is called with the number of frames just rendered.
     ``coverage`` overrides the share of person-frames labelled per task (``{"AU": 0.2,
-    "EXPR": 0.25}`` by default, like Aff-Wild2), e.g. for a small demo that needs every class."""
+    "EXPR": 0.25}`` by default, like Aff-Wild2), e.g. for a small demo that needs every class.
+    ``wild`` adds the nuisances of real recordings (:mod:`affdata.synthetic.wild`)."""
 
     plan = plan_dataset(subjects, seconds, seed, fps=fps, release=release)
     check_coverage(coverage)
@@ -140,6 +163,12 @@ def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: 
     masks = annotation_masks(plan, coverage)
     identities: dict[int, Identity] = {
         s: sample_identity(rng_for(seed, STREAM_IDENTITY, s)) for s in range(1, subjects + 1)}
+    extras: dict[int, Accessories] | None = None
+    if wild is not None and wild.on:
+        identities = {s: widen_identity(wild, ident, rng_for(seed, STREAM_WILD_ID, s))
+                      for s, ident in identities.items()}
+        extras = {s: wild_accessories(wild, rng_for(seed, STREAM_WILD_ID, 100_000 + s))
+                  for s in identities}
     counts = {t: 0 for t in TASKS}
     files = {t: 0 for t in TASKS}
     box_parts = ["video,track,frame,x,y,w,h\n"]
@@ -148,10 +177,14 @@ def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: 
         affects = [track_affect(plan, video, t) for t in video.tracks]
         people = [(identities[t.subject], a) for t, a in zip(video.tracks, affects)]
         boxes = render_video(out / "videos" / f"{video.name}.mp4", video, people, seed, fps,
-                             progress)
+                             progress, wild=wild,
+                             accessories=[extras[t.subject] for t in video.tracks] if extras else None)
         for track, affect, box in zip(video.tracks, affects, boxes):
             _write_labels(out, plan, video, track, affect, masks[video.name, track.track],
-                          counts, files)
+                          counts, files, wild)
+            if wild is not None:
+                box = jitter_boxes(wild, box, video.width, video.height,
+                                   rng_for(seed, STREAM_WILD_BOX, track.index))
             x0 = np.clip(box[:, 0], 0, video.width - 1)
             y0 = np.clip(box[:, 1], 0, video.height - 1)
             x1 = np.clip(box[:, 0] + box[:, 2], 0, video.width)
@@ -167,6 +200,8 @@ def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: 
                                     "release": release}
     if coverage:
         arguments["coverage"] = check_coverage(coverage)
+    if wild is not None and wild.on:
+        arguments["wild"] = wild.to_json()
     _manifest(out, plan, "render", arguments,
               {"video": video, **_summary_json(summary)})
     return summary
@@ -174,7 +209,7 @@ def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: 
 
 def generate_labels_only(out: Path, videos: int = 300, frames: int = 1_000_000, seed: int = 0,
                          *, fps: int = 25, release: str = "abaw2020", subjects: int | None = None,
-                         progress: Progress | None = None) -> DatasetSummary:
+                         progress: Progress | None = None, wild: Wild | None = None) -> DatasetSummary:
     """Write the annotation files of a large dataset without rendering: ``videos`` videos
     of ``frames`` frames in all, same layout and trajectories as :func:`generate_dataset`,
     plus ``videos.csv`` in place of the video files; ``progress(n)`` gets frames written."""
@@ -186,7 +221,7 @@ def generate_labels_only(out: Path, videos: int = 300, frames: int = 1_000_000, 
     for video in plan.videos:
         for track in video.tracks:
             _write_labels(out, plan, video, track, track_affect(plan, video, track),
-                          masks[video.name, track.track], counts, files)
+                          masks[video.name, track.track], counts, files, wild)
         if progress is not None:
             progress(video.frames)
     writer.write_text(out / "videos.csv", writer.csv_text(
@@ -194,9 +229,11 @@ def generate_labels_only(out: Path, videos: int = 300, frames: int = 1_000_000, 
         [(v.name, v.frames, fps, v.width, v.height) for v in plan.videos]))
     writer.write_text(out / "subjects.csv", _subjects_csv(plan))
     summary = _summary(out, plan, False, counts, files)
-    _manifest(out, plan, "labels-only", {"videos": videos, "frames": frames, "seed": seed,
-                                         "fps": fps, "release": release,
-                                         "subjects": plan.subjects}, _summary_json(summary))
+    arguments = {"videos": videos, "frames": frames, "seed": seed, "fps": fps, "release": release,
+                 "subjects": plan.subjects}
+    if wild is not None and wild.on:
+        arguments["wild"] = wild.to_json()
+    _manifest(out, plan, "labels-only", arguments, _summary_json(summary))
     return summary
 
 

@@ -76,10 +76,11 @@ def sample_identity(rng: np.random.Generator) -> Identity:
 
 
 def face_boxes(ident: Identity, cx: np.ndarray, cy: np.ndarray, height: np.ndarray,
-               angle: np.ndarray) -> np.ndarray:
+               angle: np.ndarray, squash: np.ndarray | float = 1.0) -> np.ndarray:
     """Per-frame (x, y, w, h) int box of the neutral face oval under the pose: independent of
-    expression, so a crop never leaks a label through its framing."""
-    a, b = height * ident.aspect / 2, height / 2
+    expression, so a crop never leaks a label through its framing. ``squash``: cos(yaw), the
+    face's width factor when the head turns."""
+    a, b = height * ident.aspect / 2 * squash, height / 2
     ex = np.sqrt((a * np.cos(angle)) ** 2 + (b * np.sin(angle)) ** 2)
     ey = np.sqrt((a * np.sin(angle)) ** 2 + (b * np.cos(angle)) ** 2)
     x0, y0 = np.round(cx - ex), np.round(cy - ey)
@@ -116,10 +117,12 @@ class FaceFrame:
     """Draws one face for one frame: pose + affect values -> polygons on a PIL canvas."""
 
     def __init__(self, draw: ImageDraw.ImageDraw, ident: Identity, cx: float, cy: float,
-                 height: float, angle: float) -> None:
+                 height: float, angle: float, squash: float = 1.0) -> None:
         self.draw, self.ident, self.h = draw, ident, height
         c, s = np.cos(angle), np.sin(angle)
         self.rot = np.array([[c, -s], [s, c]]) * height
+        if squash != 1.0:  # a turned head (yaw): narrower, in the face's own frame
+            self.rot = self.rot @ np.diag([squash, 1.0])
         self.centre = np.array([cx, cy])
         self.lw = max(1, int(round(height / 55)))  # a thin line, ~2 px on a 112 px crop
 

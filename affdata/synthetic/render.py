@@ -9,16 +9,29 @@ one thread so the bitstream is a function of the pixels alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from affdata.synthetic.affect import Affect, smooth_noise
 from affdata.synthetic.face import FaceFrame, Identity, face_boxes
 from affdata.synthetic.plan import STREAM_POSE, STREAM_SCENE, VideoPlan, rng_for
+from affdata.synthetic.wild import (
+    STREAM_WILD_OCCLUDE,
+    STREAM_WILD_POSE,
+    STREAM_WILD_SCENE,
+    Accessories,
+    Occluder,
+    Wild,
+    draw_accessories,
+    draw_hand,
+    wild_occluder,
+    wild_pose,
+    wild_scene,
+)
 
 SUPERSAMPLE = 2
 CRF_RANGE = (20, 27)
@@ -105,14 +118,43 @@ class Scene:
         return arr.astype(np.uint8)
 
 
+def _apply_wild(scene: Scene, video: VideoPlan, wild: Wild, seed: int) -> float:
+    """Lighting, colour cast and compression of the wild scene; returns the blur sigma."""
+    ws = wild_scene(wild, rng_for(seed, STREAM_WILD_SCENE, video.index))
+    if wild.lighting:
+        h, w = scene.gain.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        ramp = ((xx - w / 2) * np.cos(ws.direction) + (yy - h / 2) * np.sin(ws.direction)) / max(w, h)
+        extra = np.clip(1 + ws.gradient * 2 * ramp, 0.2, None)[:, :, None] * ws.cast * ws.gain
+        scene.gain = (scene.gain * extra).astype(np.float32)
+    if ws.crf is not None:
+        scene.crf = ws.crf
+    return ws.blur
+
+
 def render_video(path: Path, video: VideoPlan, people: list[tuple[Identity, Affect]], seed: int,
-                 fps: int, progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-    """Render and encode ``video``; returns each track's per-frame (x, y, w, h) boxes."""
+                 fps: int, progress: Callable[[int], None] | None = None, *, wild: Wild | None = None,
+                 accessories: list[Accessories] | None = None) -> list[np.ndarray]:
+    """Render and encode ``video``; returns each track's per-frame (x, y, w, h) boxes (true
+    boxes: a detector's jitter is added by the caller). ``wild``: the nuisances of
+    :mod:`affdata.synthetic.wild` (pose, lighting, occlusion, blur); ``accessories``: glasses
+    and beards per track."""
     scene = Scene(video, seed, fps)
     poses = [sample_pose(ident, video.frames, fps, slot, video.height,
                          rng_for(seed, STREAM_POSE, track.index))
              for (ident, _), slot, track in zip(people, track_slots(video), video.tracks)]
-    boxes = [face_boxes(ident, p.cx, p.cy, p.height, p.angle) for (ident, _), p in zip(people, poses)]
+    blur = 0.0
+    turns = [None] * len(people)
+    hands: list[Occluder | None] = [None] * len(people)
+    if wild is not None and wild.on:
+        blur = _apply_wild(scene, video, wild, seed)
+        turns = [wild_pose(wild, video.frames, fps, rng_for(seed, STREAM_WILD_POSE, t.index)) for t in video.tracks]
+        hands = [wild_occluder(wild, video.frames, fps, rng_for(seed, STREAM_WILD_OCCLUDE, t.index))
+                 for t in video.tracks]
+        poses = [replace(p, angle=p.angle + turn.roll) for p, turn in zip(poses, turns)]
+    squash = [np.cos(t.yaw) if t is not None else np.ones(video.frames) for t in turns]
+    boxes = [face_boxes(ident, p.cx, p.cy, p.height, p.angle, q)
+             for (ident, _), p, q in zip(people, poses, squash)]
     ss = SUPERSAMPLE
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -123,11 +165,19 @@ def render_video(path: Path, video: VideoPlan, people: list[tuple[Identity, Affe
         for k in range(video.frames):
             img = scene.base.copy()
             draw = ImageDraw.Draw(img)
-            for (ident, affect), pose in zip(people, poses):
-                FaceFrame(draw, ident, pose.cx[k] * ss, pose.cy[k] * ss, pose.height[k] * ss,
-                          pose.angle[k]).render(affect.au[k], affect.valence[k], affect.arousal[k],
-                                                float(affect.smirk[k]), pose.blink[k], pose.clothes)
-            frame = av.VideoFrame.from_ndarray(scene.finish(img, k), format="rgb24")
+            for i, ((ident, affect), pose) in enumerate(zip(people, poses)):
+                face = FaceFrame(draw, ident, pose.cx[k] * ss, pose.cy[k] * ss, pose.height[k] * ss,
+                                 pose.angle[k], float(squash[i][k]))
+                face.render(affect.au[k], affect.valence[k], affect.arousal[k],
+                            float(affect.smirk[k]), pose.blink[k], pose.clothes)
+                if accessories is not None:
+                    draw_accessories(face, ident, accessories[i])
+                if hands[i] is not None:
+                    draw_hand(face, hands[i], k, ident.skin)
+            pixels = scene.finish(img, k)
+            if blur > 0.05:
+                pixels = np.asarray(Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(blur)))
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
             pending += 1

@@ -66,6 +66,21 @@ def test_import_then_export_gives_the_same_files(with_videos: Store, release: Pa
     assert not compare.diff_files
 
 
+def test_export_with_fill_has_a_value_on_every_frame(with_videos: Store, release: Path, tmp_path: Path) -> None:
+    """--fill writes what a submission needs; the same source without it keeps its -5 / -1."""
+    from affdata.errors import LabelFormatError
+    from affdata.formats.abaw_submission import check_submission_folder
+
+    import_labels(with_videos, [release / "annotations"], source="aff")
+    counts = dict(run_readonly(with_videos, "SELECT name, frame_count FROM video").rows)
+    export_abaw(with_videos, tmp_path / "plain", source="aff")
+    with pytest.raises(LabelFormatError, match="has no prediction"):  # the release leaves frames unannotated
+        check_submission_folder(tmp_path / "plain", frame_counts=counts)
+    result = export_abaw(with_videos, tmp_path / "filled", source="aff", fill=True)
+    checked = check_submission_folder(tmp_path / "filled", frame_counts=counts)
+    assert checked == result.files and sum(checked.values()) > 0
+
+
 def test_reimport_is_a_no_op_and_a_changed_file_needs_replace(with_videos: Store, annotations: Path) -> None:
     first = import_labels(with_videos, [annotations], source="aff")
     before = snapshot(with_videos)

@@ -91,6 +91,15 @@ def test_resume_after_a_kill_mid_epoch_keeps_the_epoch_record(tiny, tmp_path: Pa
     assert_same_train_records(tmp_path / "full", tmp_path / "part")
 
 
+def test_relations_add_their_losses_to_the_run(tiny, tmp_path: Path) -> None:
+    result = train(config(tiny, tmp_path / "rel", epochs=1, relations=True, max_steps=4))
+    assert result.steps == 4
+    state = load_checkpoint(tmp_path / "rel" / "last.pt")
+    assert state["config"]["relations"] is True
+    totals = state["epoch_totals"]["sums"]
+    assert {"co_au", "co_expr", "match"} <= set(totals) and totals["match"] > 0
+
+
 def test_eval_and_predict(tiny, tmp_path: Path) -> None:
     train(config(tiny, tmp_path / "run", epochs=1))
     ckpt = tmp_path / "run" / "best.pt"
@@ -98,6 +107,12 @@ def test_eval_and_predict(tiny, tmp_path: Path) -> None:
     rows = json.loads((tiny["val"] / "meta" / "info.json").read_text())["counts"]
     assert result.metrics["va_count"] == rows["va"] and result.metrics["expr_count"] == rows["expr"]
     assert -1 <= result.metrics["ccc_mean"] <= 1 and result.per_video
+    # eval says which part it was given, and that val is where best.pt was chosen
+    assert (result.data["split"], result.data["part"]) == ("official", "val")
+    assert result.data["selected_on"] and not result.data["trained_on"]
+    assert result.describe() == "split official v1, part val (the part best.pt was SELECTED on: optimistic, not a test result)"
+    seen = evaluate_checkpoint(ckpt, tiny["train"], batch_size=32)
+    assert seen.data["part"] == "train" and seen.data["trained_on"] and "TRAINED" in seen.describe()
     df = predict_export(ckpt, tiny["val"], batch_size=32)
     assert len(df) == rows["rows"] and df[["video", "track", "frame"]].duplicated().sum() == 0
     assert df["valence"].between(-1, 1).all() and set(df["AU12"].unique()) <= {0, 1}
