@@ -88,3 +88,7 @@ class BusyError(AffdataError):
 
 class DiskFullError(AffdataError):
     """No space left on the device being written: the message says where and what was kept."""
+
+
+class ClusterError(AffdataError):
+    """The Dask cluster cannot be reached or lost this client: the message names its address."""

@@ -42,6 +42,26 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        envvar="AFFDATA_CLUSTER",
+        help="Where per-video work runs: local (--workers processes here), local:N (a Dask "
+        "LocalCluster of N workers) or a Dask scheduler address such as tcp://host:8786. "
+        "Default: local, or $AFFDATA_CLUSTER. docs/scale.md.",
+        show_default=False,
+    ),
+]
+PathMapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--path-map",
+        help="OLD=NEW: workers see this host's OLD/... as NEW/... (repeatable; default "
+        "$AFFDATA_PATH_MAP, ';'-separated).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 
@@ -55,6 +75,18 @@ def open_store(db: str | None):
     from affdata.db import Store
 
     return Store(db)
+
+
+@contextmanager
+def open_executor(cluster: str | None, workers: int, path_map: list[str] | None) -> Iterator[Any]:
+    """The executor of ``--cluster``/``--workers``/``--path-map``, closed on the way out."""
+    from affdata.executor import open_executor as _open
+
+    executor = _open(cluster, workers, path_map)
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 def _default(obj: Any) -> Any:

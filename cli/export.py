@@ -13,8 +13,11 @@ from typing import Annotated
 import typer
 
 from cli.common import (
+    ClusterOption,
     DbOption,
     JsonOption,
+    PathMapOption,
+    open_executor,
     open_store,
     print_json,
     print_table,
@@ -41,6 +44,8 @@ def export(
     workers: Annotated[int, typer.Option(help="Decode, crop and encode in this many processes (same output).")] = 1,
     include_unlabelled: Annotated[bool, typer.Option("--include-unlabelled", help="Also export frames without a label of the exported tasks.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Hash every video in full before exporting (default: size, modification time and sampled bytes).")] = False,
+    cluster: ClusterOption = None,
+    path_map: PathMapOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -56,6 +61,8 @@ def export(
     is refused before any shard is written. Format: docs/export-format.md.
 
     Example: affdata export --split official --part train --out exports/train
+
+    On a Dask cluster (docs/scale.md): add --cluster local:4 or --cluster tcp://sched:8786
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -67,12 +74,13 @@ def export(
     from affdata.export import export_part
 
     store = open_store(db)
-    with progress_bar("exporting track-frames", enabled=not json) as bar:
+    with open_executor(cluster, workers, path_map) as executor, \
+            progress_bar("exporting track-frames", enabled=not json) as bar:
         result = export_part(store, split=split, part=part, out=out, size=size,
                              tasks=tasks.split(","), source=source, image=image, quality=quality,
                              margin=margin, shard_size=shard_size, row_group_size=row_group_size,
                              workers=workers, include_unlabelled=include_unlabelled, verify=verify,
-                             progress=bar, on_total=bar.total)
+                             progress=bar, on_total=bar.total, executor=executor)
     if json:
         print_json(result.to_dict())
         return

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from affdata.export.encode import (
     VideoJob,
     binary_array,
     crop_video,
+    crop_video_arrays,
     raise_worker_error,
     read_spool,
     spool_video,
@@ -49,6 +50,7 @@ from affdata.export.plan import TASKS, Scope, TrackLabels, VideoRef, Vocabulary
 from affdata.export.rows import FORMAT_VERSION, build_batch, export_schema
 from affdata.export.shards import ShardWriter, Staging
 from affdata.export.unchanged import check_unchanged
+from affdata.executor import Executor
 from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,7 @@ def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 1
                 quality: int = 90, margin: float = 1.2, shard_size: int = 8192,
                 row_group_size: int = 512, workers: int = 1, include_unlabelled: bool = False,
                 verify: bool = False, progress: Progress | None = None,
-                on_total: Progress | None = None) -> ExportResult:
+                on_total: Progress | None = None, executor: Executor | None = None) -> ExportResult:
     """Export one part of a split (docs/export-format.md); resumes an interrupted identical run.
 
     ``split`` is ``NAME`` (newest version) or ``NAME@VERSION``; ``source`` is ``consensus``
@@ -139,6 +141,10 @@ def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 1
     sampled bytes; the full sha256 with ``verify``) and a changed one is refused
     (:class:`VideoChangedError`). A full disk is a :class:`DiskFullError` that keeps the complete
     shards to resume from and removes the rest.
+
+    ``executor`` (:mod:`affdata.executor`): a Dask one crops and encodes each video on the
+    cluster and sends the crops back; this process alone writes shards and the manifest, so the
+    output is byte-identical to a local run. Default: ``workers`` local processes.
     """
     task_list = _check(size, tasks, image, quality, margin, shard_size, row_group_size, workers)
     out = Path(out).resolve()
@@ -146,11 +152,12 @@ def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 1
             "image": image, "quality": quality, "margin": margin, "shard_size": shard_size,
             "row_group_size": row_group_size, "include_unlabelled": include_unlabelled}
     with _one_line_when_disk_full(out, None), export_lock(out):
-        return _export_locked(store, out, args, workers, verify, progress, on_total)
+        return _export_locked(store, out, args, workers, verify, progress, on_total, executor)
 
 
 def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, verify: bool,
-                   progress: Progress | None, on_total: Progress | None) -> ExportResult:
+                   progress: Progress | None, on_total: Progress | None,
+                   executor: Executor | None) -> ExportResult:
     task_list, image, size, quality = args["tasks"], args["image"], args["size"], args["quality"]
     margin, shard_size, row_group_size = args["margin"], args["shard_size"], args["row_group_size"]
     with store.connect() as conn:
@@ -181,7 +188,9 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
                        skip=sum(s.rows for s in kept), progress=progress)
             job_args = {"size": size, "encoding": image, "quality": quality}
             try:
-                if workers == 1:
+                if executor is not None and executor.remote:
+                    _export_cluster(run, videos, writer, job_args, executor)
+                elif workers == 1:
                     _export_inline(run, videos, writer, staging, job_args)
                 else:
                     _export_pool(run, videos, writer, staging, job_args, workers)
@@ -317,6 +326,41 @@ def _inline_chunks(job: VideoJob, spool_stem: Path) -> Iterator[tuple[int, pa.Ar
     for k in sorted(spools):
         for images in read_spool(spools[k].path):
             yield k, images
+
+
+def _export_cluster(run: _Run, videos: list[VideoRef], writer: ShardWriter,
+                    job_args: dict[str, Any], executor: Any) -> None:
+    """Videos cropped on a Dask cluster, at most ``2 * slots`` ahead of the writer; results
+    written in order. A task rerun after its worker died gives the same crops, used once."""
+    window: deque[tuple[VideoRef, list[_TrackPlan], Any]] = deque()
+    todo = iter(videos)
+    try:
+        while True:
+            while len(window) < executor.window:
+                video = next(todo, None)
+                if video is None:
+                    break
+                plans = run.plan(video)
+                job = run.job(video, plans, job_args, None)
+                job = replace(job, source=replace(job.source, path=executor.path_map.to_worker(job.source.path)))
+                task = executor.submit(crop_video_arrays, job) if any(len(t.frames) for t in job.tracks) else None
+                window.append((video, plans, task))
+            if not window:
+                return
+            video, plans, task = window.popleft()
+            arrays: list[pa.Array] = []
+            if task is not None:
+                result = task.result()
+                if result[0] != "ok":  # the error names the path this host knows
+                    raise_worker_error((*result[:2], executor.path_map.to_client(result[2]) if result[2] else "",
+                                        result[3]))
+                arrays = result[1]
+            run.write(writer, video, plans, ((k, a) for k, a in enumerate(arrays) if len(a)))
+    except BaseException:
+        for _, _, task in window:
+            if task is not None:
+                task.cancel()
+        raise
 
 
 def _export_pool(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging: Staging,
