@@ -21,8 +21,10 @@ Importing this module imports no Dask: the Dask backend imports it when it start
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 CLUSTER_ENV = "AFFDATA_CLUSTER"
 PATH_MAP_ENV = "AFFDATA_PATH_MAP"
+#: how long to wait for a scheduler to answer
+CONNECT_TIMEOUT = "20s"
 
 T = TypeVar("T")
 Outcome = tuple[Any, Any, BaseException | None]
@@ -119,6 +123,12 @@ class Executor:
         most the item it ran (:class:`WorkerDiedError`), never the others."""
         raise NotImplementedError
 
+    def with_path_map(self, path_map: PathMap) -> Executor:
+        """The same workers with another path map (close only the original)."""
+        other = copy.copy(self)
+        other.path_map = path_map
+        return other
+
     def close(self) -> None:
         pass
 
@@ -181,7 +191,7 @@ class DaskExecutor(Executor):
                                             silence_logs=logging.WARNING)
                 self.client = Client(self.cluster)
             else:
-                self.client = Client(spec.address, timeout="20s")
+                self.client = Client(spec.address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             if self.cluster is not None:
                 self.cluster.close()
@@ -215,7 +225,7 @@ class DaskExecutor(Executor):
                 item = next(todo, _END)
                 if item is _END:
                     return
-                fut = self.client.submit(fn, item, pure=False)
+                fut = self.client.submit(guarded, fn, item, pure=False)
                 pending[fut.key] = item
                 done.add(fut)
 
@@ -223,7 +233,11 @@ class DaskExecutor(Executor):
         for fut in done:
             item = pending.pop(fut.key)
             try:
-                yield (item, fut.result(), None) if fut.status == "finished" else (item, None, task_error(fut))
+                if fut.status == "finished":
+                    ok, value = fut.result()
+                    yield (item, value, None) if ok else (item, None, value)
+                else:
+                    yield item, None, task_error(fut)
             finally:
                 fut.release()
             top_up()
@@ -235,6 +249,19 @@ class DaskExecutor(Executor):
 
 
 _END = object()
+
+
+def guarded(fn: Callable[[T], Any], item: T) -> tuple[bool, Any]:
+    """Runs on a worker: ``fn(item)``'s error is returned as a value (the item's own outcome,
+    not a task failure for Dask to log with a traceback on the worker)."""
+    try:
+        return True, fn(item)
+    except Exception as exc:  # noqa: BLE001 - the item's own failure
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001 - an error that cannot travel is described instead
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        return False, exc
 
 
 class DaskTask:
