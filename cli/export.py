@@ -32,7 +32,7 @@ def export(
     ctx: typer.Context,
     split: Annotated[str | None, typer.Option(help="Split NAME (newest version) or NAME@VERSION.", show_default=False)] = None,
     part: Annotated[str | None, typer.Option(help="Part of the split: train, val, test...", show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (built in OUT.partial/, moved into place when complete).", show_default=False)] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder (built in OUT.partial/, moved into place when complete), or an fsspec URL such as s3://bucket/prefix (built locally, then shards uploaded and the manifest last).", show_default=False)] = None,
     size: Annotated[int, typer.Option(help="Side of the square face crops, pixels.")] = 112,
     tasks: Annotated[str, typer.Option(help="Tasks to export, comma-separated: va, au, expr.")] = "va,au,expr",
     source: Annotated[str, typer.Option(help="'consensus' (the consensus views) or one label source's NAME[@VERSION].")] = "consensus",
@@ -62,7 +62,8 @@ def export(
 
     Example: affdata export --split official --part train --out exports/train
 
-    On a Dask cluster (docs/scale.md): add --cluster local:4 or --cluster tcp://sched:8786
+    On a Dask cluster (docs/scale.md): add --cluster local:4 or --cluster tcp://sched:8786;
+    to object storage: --out s3://bucket/exports/train (credentials from the environment).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -76,7 +77,7 @@ def export(
     store = open_store(db)
     with open_executor(cluster, workers, path_map) as executor, \
             progress_bar("exporting track-frames", enabled=not json) as bar:
-        result = export_part(store, split=split, part=part, out=out, size=size,
+        result = export_part(store, split=split, part=part, out=out if "://" in out else Path(out), size=size,
                              tasks=tasks.split(","), source=source, image=image, quality=quality,
                              margin=margin, shard_size=shard_size, row_group_size=row_group_size,
                              workers=workers, include_unlabelled=include_unlabelled, verify=verify,

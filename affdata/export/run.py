@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -45,12 +46,14 @@ from affdata.export.encode import (
     spool_video,
 )
 from affdata.export.lock import export_lock
+from affdata.export.publish import RECORD, publish
 from affdata.export.manifest import Stats, build_manifest, fingerprint, manifest_bytes
 from affdata.export.plan import TASKS, Scope, TrackLabels, VideoRef, Vocabulary
 from affdata.export.rows import FORMAT_VERSION, build_batch, export_schema
 from affdata.export.shards import ShardWriter, Staging
 from affdata.export.unchanged import check_unchanged
 from affdata.executor import Executor
+from affdata.storage import check_url, is_url, redact, staging_root
 from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
 
 log = logging.getLogger(__name__)
@@ -60,7 +63,7 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class ExportResult:
-    out: Path
+    out: Path | str  # a folder, or the URL it was published to
     rows: int
     shards: int
     resumed_shards: int
@@ -123,7 +126,7 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 112,
+def export_part(store: Store, *, split: str, part: str, out: Path | str, size: int = 112,
                 tasks: Sequence[str] = TASKS, source: str = planning.CONSENSUS, image: str = "jpeg",
                 quality: int = 90, margin: float = 1.2, shard_size: int = 8192,
                 row_group_size: int = 512, workers: int = 1, include_unlabelled: bool = False,
@@ -142,22 +145,40 @@ def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 1
     (:class:`VideoChangedError`). A full disk is a :class:`DiskFullError` that keeps the complete
     shards to resume from and removes the rest.
 
+    ``out`` may be an fsspec URL (``s3://bucket/prefix``): the export is built in a local
+    staging folder (:func:`affdata.storage.staging_root`), then its shards are uploaded and
+    its manifest last (:mod:`affdata.export.publish`).
+
     ``executor`` (:mod:`affdata.executor`): a Dask one crops and encodes each video on the
     cluster and sends the crops back; this process alone writes shards and the manifest, so the
     output is byte-identical to a local run. Default: ``workers`` local processes.
     """
     task_list = _check(size, tasks, image, quality, margin, shard_size, row_group_size, workers)
+    url = None
+    if is_url(out):  # built in a local staging folder, then published (affdata.export.publish)
+        url = check_url(str(out))
+        root = staging_root(url)
+        root.mkdir(parents=True, exist_ok=True)
+        out = root / "export"
+    elif str(out).startswith("file://"):
+        out = Path(urlsplit(str(out)).path)
     out = Path(out).resolve()
     args = {"split": split, "part": part, "source": source, "tasks": task_list, "size": size,
             "image": image, "quality": quality, "margin": margin, "shard_size": shard_size,
             "row_group_size": row_group_size, "include_unlabelled": include_unlabelled}
     with _one_line_when_disk_full(out, None), export_lock(out):
-        return _export_locked(store, out, args, workers, verify, progress, on_total, executor)
+        if url is None:
+            return _export_locked(store, out, args, workers, verify, progress, on_total, executor)
+        result = _export_locked(store, out, args, workers, verify, progress, on_total, executor,
+                                publish_to=url)
+        shutil.rmtree(out, ignore_errors=True)  # published: the local copy was only a staging area
+        (out.parent / RECORD).unlink(missing_ok=True)
+        return result
 
 
 def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, verify: bool,
                    progress: Progress | None, on_total: Progress | None,
-                   executor: Executor | None) -> ExportResult:
+                   executor: Executor | None, publish_to: str | None = None) -> ExportResult:
     task_list, image, size, quality = args["tasks"], args["image"], args["size"], args["quality"]
     margin, shard_size, row_group_size = args["margin"], args["shard_size"], args["row_group_size"]
     with store.connect() as conn:
@@ -209,11 +230,14 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
             blob = manifest_bytes(manifest)
             digest = hashlib.sha256(blob).hexdigest()
             staging.finish(blob)
+    if publish_to is not None:
+        publish(out, publish_to, out.parent / RECORD)
     with store.transaction() as wconn:
-        export_id = planning.record_export(wconn, ref, str(out), FORMAT_VERSION, state, args, digest,
-                                           stats.rows)
-    log.info("exported %d rows in %d shards to %s", stats.rows, len(staging.shards), out)
-    return ExportResult(out, stats.rows, len(staging.shards), len(kept), manifest, digest,
+        export_id = planning.record_export(wconn, ref, publish_to or str(out), FORMAT_VERSION, state,
+                                           args, digest, stats.rows)
+    log.info("exported %d rows in %d shards to %s", stats.rows, len(staging.shards),
+             redact(publish_to) if publish_to else out)
+    return ExportResult(publish_to or out, stats.rows, len(staging.shards), len(kept), manifest, digest,
                         export_id, state)
 
 

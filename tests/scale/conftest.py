@@ -77,3 +77,29 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 
 from tests.export.conftest import dataset, loaded  # noqa: E402,F401 - the export tests' fixtures
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator["LoopbackS3"]:
+    from tests.s3server import LoopbackS3
+
+    server = LoopbackS3()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest):
+    """The loopback S3 server in this test's environment, a fresh bucket, a local staging root."""
+    import re
+    import uuid
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AFFDATA_STAGING", str(tmp_path / "staging"))
+    bucket = re.sub(r"[^a-z0-9-]", "-", f"b-{uuid.uuid4().hex[:12]}")
+    s3_server.create_bucket(bucket)
+    s3_server.bucket = bucket
+    return s3_server
