@@ -6,7 +6,9 @@ frame; ``track`` is ``main``, ``left``, ``right``...). An optional ``subjects`` 
 dataset that ships its boxes (the synthetic one does) needs no face detector.
 
 Like label files, each boxes file is one transaction: a bad line names the file and line and
-nothing of the file is stored. Boxes already stored for a (track, frame) are replaced.
+nothing of the file is stored. The file's boxes are stored with ``origin = 'file'`` (no label
+source) and replace the earlier boxes of its tracks (a detector's, another file's), except
+boxes a person drew: those frames keep them. ``affdata detect faces`` never replaces file boxes.
 """
 
 from __future__ import annotations
@@ -77,9 +79,15 @@ def import_boxes(store: Store, path: Path, subjects: Path | None = None) -> BoxI
             if key not in track_ids:
                 track_ids[key] = ensure_track(conn, video_id, track)
             rows.append((track_ids[key], frame, x, y, bw, bh))
+        drawn: set[tuple[int, int]] = set()
         for track_id in set(track_ids.values()):
-            conn.execute(text("DELETE FROM face_box WHERE track_id = :t"), {"t": track_id})
-        insert_rows(conn, "face_box", ("track_id", "frame_idx", "x", "y", "w", "h"), rows)
+            conn.execute(text("DELETE FROM face_box WHERE track_id = :t AND origin <> 'person'"), {"t": track_id})
+            drawn.update((track_id, f) for (f,) in conn.execute(
+                text("SELECT frame_idx FROM face_box WHERE track_id = :t"), {"t": track_id}))
+        if drawn:
+            rows = [r for r in rows if (r[0], r[1]) not in drawn]
+        insert_rows(conn, "face_box", ("track_id", "frame_idx", "x", "y", "w", "h", "origin"),
+                    (r + ("file",) for r in rows))
         n_subjects = 0
         if people is not None:
             for i, (video, track, subject) in enumerate(zip(

@@ -15,7 +15,23 @@ from sqlalchemy import Connection
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``table`` in the open transaction."""
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table`` in the open transaction.
+
+    The driver is called directly, past SQLAlchemy's error handling: a full disk or a damaged
+    store is turned into its typed error here (:func:`affdata.db.store_error_for`).
+    """
+    try:
+        _insert_rows(conn, table, columns, rows)
+    except Exception as exc:
+        from affdata.db import store_error_for
+
+        typed = store_error_for(exc, conn.engine.url.render_as_string(hide_password=True))
+        if typed is None:
+            raise
+        raise typed from None
+
+
+def _insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     driver = conn.connection.driver_connection
     cols = ", ".join(columns)
     if conn.dialect.name == "sqlite":

@@ -90,5 +90,21 @@ class DiskFullError(AffdataError):
     """No space left on the device being written: the message says where and what was kept."""
 
 
+class NoStoreError(StoreError):
+    """A read was asked of a store that does not exist (no file, or an empty database)."""
+
+
+class StoreFullError(StoreError, DiskFullError):
+    """The disk (or the database's size limit) is full: nothing of the failed write was kept."""
+
+
+class QueryTimeoutError(StoreError):
+    """A read-only query ran past its time limit and was cancelled (on the server too)."""
+
+
+class NothingToExportError(AffdataError):
+    """An export that would write no row at all (no tracks, no boxes, no labels): refused."""
+
+
 class ClusterError(AffdataError):
     """The Dask cluster cannot be reached or lost this client: the message names its address."""

@@ -9,14 +9,17 @@ runs with ``render_as_batch=True`` so that ALTERs work on SQLite).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect, text
 
-from affdata.errors import SchemaOutdatedError, SchemaTooNewError, StoreError
+from affdata.errors import NoStoreError, SchemaOutdatedError, SchemaTooNewError, StoreError
 
 # Any constant will do: it names the advisory lock that serialises first-use creation on
 # PostgreSQL (SQLite serialises it with BEGIN IMMEDIATE).
@@ -65,32 +68,64 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
 
 
-def ensure_current(engine: Engine) -> bool:
-    """Create an empty database at head, or check that an existing one is at head.
+# Tables every affdata schema has had: a revision stamped in a database without them was
+# written by another application's Alembic history, not by a newer affdata.
+_CORE_TABLES = {"video", "label_source"}
 
-    Returns True when the store was created now. Raises :class:`SchemaOutdatedError` or
+
+def refuse_unless_store(where: str, tables: set[str], rev: str | None, *, allow_empty: bool) -> None:
+    """Refuse a database that is not an affdata store (or, unless ``allow_empty``, an empty one).
+
+    ``tables`` are the database's table names and ``rev`` its Alembic revision, if any.
+    """
+    others = set(tables) - {"alembic_version"}
+    if rev is None and others:
+        shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+        raise StoreError(f"{where} holds tables ({shown}) but no affdata schema version: "
+                         "it is not an affdata store")
+    if rev is not None and not _CORE_TABLES <= others:
+        raise StoreError(f"{where} is stamped with revision {rev} but has no affdata tables: "
+                         "it is not an affdata store")
+    if rev is None and not allow_empty:
+        raise NoStoreError(f"there is no affdata store at {where} (the database is empty); a "
+                           "command that writes (affdata ingest ..., affdata db upgrade) creates one")
+
+
+def _state(conn: Connection) -> tuple[set[str], str | None]:
+    return set(inspect(conn).get_table_names()), current_revision(conn)
+
+
+def check_is_store(engine: Engine, *, allow_empty: bool) -> None:
+    """Refuse a database that is not an affdata store, at whatever revision; writes nothing."""
+    with engine.connect() as conn:
+        refuse_unless_store(_where(engine), *_state(conn), allow_empty=allow_empty)
+
+
+def ensure_current(engine: Engine, *, create: bool = True) -> bool:
+    """Create an empty database at head (if ``create``), or check that an existing one is at head.
+
+    Returns True when the store was created now. Raises :class:`NoStoreError` for an empty
+    database when ``create`` is false, :class:`SchemaOutdatedError` or
     :class:`SchemaTooNewError` with the command that fixes it.
     """
     head = head_revision()
     with engine.connect() as conn:
-        rev = current_revision(conn)
+        tables, rev = _state(conn)
+    refuse_unless_store(_where(engine), tables, rev, allow_empty=create)
     if rev == head:
         return False
-    with begin_write(engine) as conn:
-        _lock(conn)
-        rev = current_revision(conn)
-        if rev is None:
-            tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
-            if tables:
-                raise StoreError(
-                    f"{_where(engine)} holds tables ({', '.join(sorted(tables)[:5])}...) "
-                    "but no affdata schema version: it is not an affdata store"
-                )
-            command.upgrade(alembic_config(conn), "head")
-            return True
+    if rev is None:
+        with begin_write(engine) as conn:
+            _lock(conn)
+            tables, rev = _state(conn)
+            refuse_unless_store(_where(engine), tables, rev, allow_empty=True)
+            if rev is None:
+                command.upgrade(alembic_config(conn), "head")
+                _after_upgrade(conn)
+                return True
     if rev == head:
         return False
-    known = {s.revision for s in script_directory().walk_revisions()}
+    known = _known_revisions()
     if rev in known:
         raise SchemaOutdatedError(
             f"the store at {_where(engine)} is at schema revision {rev}, this affdata expects "
@@ -102,23 +137,63 @@ def ensure_current(engine: Engine) -> bool:
     )
 
 
+def _known_revisions() -> set[str]:
+    return {s.revision for s in script_directory().walk_revisions()}
+
+
+def _check_current(engine: Engine, current: str | None) -> None:
+    if current is not None and current not in _known_revisions():
+        raise SchemaTooNewError(
+            f"the store at {_where(engine)} is at schema revision {current}, which this affdata "
+            f"does not know (its newest is {head_revision()}): it was migrated by a newer "
+            "affdata; upgrade affdata, not the store")
+
+
+def _run(engine: Engine, step: Any, conn: Connection, revision: str) -> None:
+    """Run an Alembic command; a revision it cannot resolve is one line, not a traceback."""
+    try:
+        step(alembic_config(conn), revision)
+    except (CommandError, RevisionError) as exc:
+        known = ", ".join(sorted(_known_revisions()))
+        raise StoreError(f"cannot migrate {_where(engine)} to {revision!r}: {exc} "
+                         f"(this affdata knows {known}, head and base)") from None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Upgrade to ``revision``; returns (revision before, revision after)."""
+    """Upgrade to ``revision``; returns (revision before, revision after).
+
+    An empty database is created; one that holds another application's tables is refused (as
+    every other command refuses it), and so is a store stamped by a newer affdata.
+    """
     with begin_write(engine) as conn:
         _lock(conn)
-        before = current_revision(conn)
-        command.upgrade(alembic_config(conn), revision)
+        tables, before = _state(conn)
+        refuse_unless_store(_where(engine), tables, before, allow_empty=True)
+        _check_current(engine, before)
+        _run(engine, command.upgrade, conn, revision)
         after = current_revision(conn)
+        if after != before:
+            _after_upgrade(conn)
     return before, after
 
 
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     with begin_write(engine) as conn:
         _lock(conn)
-        before = current_revision(conn)
-        command.downgrade(alembic_config(conn), revision)
+        tables, before = _state(conn)
+        refuse_unless_store(_where(engine), tables, before, allow_empty=True)
+        _check_current(engine, before)
+        _run(engine, command.downgrade, conn, revision)
         after = current_revision(conn)
     return before, after
+
+
+def _after_upgrade(conn: Connection) -> None:
+    """On PostgreSQL, let the read-only role (``affdata sql``) read what the migration made."""
+    if conn.dialect.name == "postgresql":
+        from affdata import reader_role
+
+        reader_role.after_migration(conn)
 
 
 def _where(engine: Engine) -> str:

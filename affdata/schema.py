@@ -8,7 +8,8 @@ One schema serves SQLite and PostgreSQL. The shape follows what the whole toolki
   folder lacks that number), so a label can be checked against the frames that exist and the
   ``frame_labels`` view can list unlabelled frames too;
 * a **track** is one person in a video (``main``, or ``left`` / ``right`` as in Aff-Wild2), and
-  labels hang off tracks, not videos; a track may carry per-frame **face boxes**;
+  labels hang off tracks, not videos; a track may carry per-frame **face boxes** (with five
+  landmarks and their provenance: a file, a detector run, a person);
 * every label row names its **label source** (an annotator, an imported annotation set, a model
   run, or the consensus) and the **label import** (file) it came from, keyed by
   (track, frame, source) so that several annotators of the same frame coexist;
@@ -38,6 +39,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false as sa_false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -150,9 +152,28 @@ class Track(Base):
     )
 
 
+#: where a face box came from: a boxes or label file, a face detector run, a person drawing it
+BOX_ORIGINS = ("file", "detector", "person")
+#: the five facial landmarks, in image terms (``left`` = the eye on the image's left side)
+LANDMARKS = ("leye", "reye", "nose", "lmouth", "rmouth")
+LANDMARK_COLUMNS = tuple(f"{p}_{a}" for p in LANDMARKS for a in ("x", "y"))
+
+
 class FaceBox(Base):
+    """One face box per (track, frame), with its provenance and, where known, five landmarks.
+
+    ``origin`` says who made it; only ``detector`` boxes are ever replaced by a detector run
+    (``affdata detect faces``), never boxes from a file or a person. ``source_id`` names the
+    label source (a detector run with its parameters, or the model whose output file carried
+    the boxes); NULL for boxes files (``affdata ingest boxes``). ``interpolated`` marks boxes
+    carried by the tracker between two detections.
+    """
+
     __tablename__ = "face_box"
-    __table_args__ = _without_rowid()
+    __table_args__ = (
+        CheckConstraint("origin IN ('file', 'detector', 'person')", name="origin"),
+        _without_rowid(),
+    )
 
     track_id: Mapped[int] = mapped_column(
         ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
@@ -162,6 +183,23 @@ class FaceBox(Base):
     y: Mapped[float] = mapped_column(Float64)
     w: Mapped[float] = mapped_column(Float64)
     h: Mapped[float] = mapped_column(Float64)
+    origin: Mapped[str] = mapped_column(String(16), default="file", server_default="file")
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_source.id", ondelete="CASCADE"), index=True
+    )
+    interpolated: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    #: the detector's confidence (NULL for interpolated and file boxes)
+    score: Mapped[float | None] = mapped_column(Float64)
+    leye_x: Mapped[float | None] = mapped_column(Float64)
+    leye_y: Mapped[float | None] = mapped_column(Float64)
+    reye_x: Mapped[float | None] = mapped_column(Float64)
+    reye_y: Mapped[float | None] = mapped_column(Float64)
+    nose_x: Mapped[float | None] = mapped_column(Float64)
+    nose_y: Mapped[float | None] = mapped_column(Float64)
+    lmouth_x: Mapped[float | None] = mapped_column(Float64)
+    lmouth_y: Mapped[float | None] = mapped_column(Float64)
+    rmouth_x: Mapped[float | None] = mapped_column(Float64)
+    rmouth_y: Mapped[float | None] = mapped_column(Float64)
 
 
 # --- vocabularies -----------------------------------------------------------------------------

@@ -1,28 +1,44 @@
 """Read-only SQL on the store, read-only by construction rather than by inspection of the text.
 
-* SQLite: a separate connection opened with ``mode=ro``, ``PRAGMA query_only``, and an
-  authorizer that allows reads and functions only; the driver runs one statement per call.
-* PostgreSQL: a separate psycopg connection in a ``READ ONLY`` transaction that is always
-  rolled back; the statement is sent as a server-side prepared statement, which the server
-  accepts only as one statement (so no ``COMMIT; DELETE ...`` can follow it).
+Nothing runs unless it is one statement that the database compiles as a query returning rows,
+and what runs has only the rights to read the store. Every query has a time limit
+(``timeout``, 30 s by default) that the database itself enforces.
 
-Any attempt to write fails with :class:`ReadOnlyError` and changes nothing. On PostgreSQL a
-read-only transaction still lets a query call server functions with effects outside the tables
-(``pg_cancel_backend`` and the like) where the role may: teams that share a server should point
-``affdata sql`` at a role with SELECT rights only.
+* SQLite: a separate connection opened with ``mode=ro`` and ``PRAGMA query_only``; an
+  authorizer, consulted while the statement is compiled (before any step), allows reading
+  tables and calling functions only (no ATTACH, PRAGMA, writes, transactions); the driver
+  compiles one statement per call. The time limit is a progress handler that interrupts the
+  statement.
+* PostgreSQL: a dedicated connection in a ``READ ONLY`` transaction that is always rolled back
+  and then closed, with ``SET LOCAL statement_timeout`` (the server cancels the statement even
+  if this process dies). The statement is parsed and described by the server first (protocol
+  Parse + Describe, which run nothing): one statement only, and it must return rows. It then
+  runs as the store's reader role (``SET LOCAL ROLE``), through the reader-owned
+  ``SECURITY DEFINER`` function described in :mod:`affdata.reader_role`, which may only SELECT
+  the store's tables and views and cannot switch back to the connecting role. (What that
+  function runs is the query as a subquery, each column cast to the type the server described:
+  so only a real query, one that can be a subquery, ever gets that far.)
+
+Any attempt to write or to act outside the store fails with :class:`ReadOnlyError` and changes
+nothing.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from affdata.db import Store
-from affdata.errors import AffdataError, ReadOnlyError
+from affdata.errors import AffdataError, ConfigError, QueryTimeoutError, ReadOnlyError, StoreError
+
+DEFAULT_TIMEOUT_S = 30.0
 
 _SQLITE_ALLOWED = {
     sqlite3.SQLITE_SELECT,
@@ -30,8 +46,10 @@ _SQLITE_ALLOWED = {
     sqlite3.SQLITE_FUNCTION,
     getattr(sqlite3, "SQLITE_RECURSIVE", 33),
 }
+_SQLITE_PROGRESS_STEPS = 10_000  # VM instructions between two looks at the clock
 
-_PG_READONLY_CODES = {"25006"}  # read_only_sql_transaction
+_PG_READONLY_CODES = {"25006", "42501"}  # read_only_sql_transaction, insufficient_privilege
+_PG_CANCELED = "57014"
 
 
 class SQLError(AffdataError):
@@ -47,33 +65,51 @@ class QueryResult:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
-def run_readonly(store: Store, sql: str, params: Sequence[Any] | None = None,
-                 limit: int | None = None) -> QueryResult:
-    """Run one query and return its columns and rows (at most ``limit`` rows)."""
+def run_readonly(store: Store, sql: str, *, limit: int | None = None,
+                 timeout: float | None = DEFAULT_TIMEOUT_S) -> QueryResult:
+    """Run one query and return its columns and rows (at most ``limit`` rows).
+
+    ``timeout`` is in seconds (None: no limit); a query that runs longer is cancelled with
+    :class:`QueryTimeoutError`.
+    """
     statement = sql.strip().rstrip(";").strip()
     if not statement:
         raise SQLError("empty statement")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"the timeout must be a positive number of seconds, not {timeout}")
     if store.is_sqlite:
-        return _sqlite(store, statement, params or (), limit)
-    return _postgresql(store, statement, params or (), limit)
+        return _sqlite(store, statement, limit, timeout)
+    return _postgresql(store, statement, limit, timeout)
+
+
+def _timeout_error(timeout: float | None) -> QueryTimeoutError:
+    return QueryTimeoutError(f"the query ran longer than {timeout:g} s and was cancelled; "
+                             "give --timeout SECONDS to allow it longer")
 
 
 def _sqlite_authorizer(action: int, *_args: Any) -> int:
     return sqlite3.SQLITE_OK if action in _SQLITE_ALLOWED else sqlite3.SQLITE_DENY
 
 
-def _sqlite(store: Store, statement: str, params: Sequence[Any], limit: int | None) -> QueryResult:
+def _sqlite(store: Store, statement: str, limit: int | None, timeout: float | None) -> QueryResult:
     path = make_url(store.url).database
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True,
+                           timeout=min(timeout or 30.0, 30.0))
     try:
         conn.execute("PRAGMA query_only = 1")
         conn.set_authorizer(_sqlite_authorizer)
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _SQLITE_PROGRESS_STEPS)
         try:
-            cur = conn.execute(statement, tuple(params))
+            cur = conn.execute(statement)
             rows = cur.fetchmany(limit) if limit is not None else cur.fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, sqlite3.ProgrammingError) as exc:
             msg = str(exc)
-            if "not authorized" in msg or "readonly" in msg or "read-only" in msg:
+            if msg == "interrupted" and timeout is not None:
+                raise _timeout_error(timeout) from None
+            if "not authorized" in msg or "authorization denied" in msg or "readonly" in msg \
+                    or "read-only" in msg:
                 raise ReadOnlyError(
                     f"affdata sql is read-only: only queries (SELECT, WITH) may run ({msg})"
                 ) from None
@@ -81,33 +117,109 @@ def _sqlite(store: Store, statement: str, params: Sequence[Any], limit: int | No
                 raise ReadOnlyError("affdata sql runs one statement at a time") from None
             raise SQLError(msg) from None
         columns = [d[0] for d in cur.description or ()]
+        if not columns:
+            raise ReadOnlyError("affdata sql is read-only: only a query that returns rows may run")
         return QueryResult(columns, [tuple(r) for r in rows])
     finally:
         conn.rollback()
         conn.close()
 
 
-def _postgresql(store: Store, statement: str, params: Sequence[Any], limit: int | None) -> QueryResult:
-    import psycopg
+def _pg_error(sqlstate: str | None, msg: str, timeout: float | None) -> AffdataError:
+    if sqlstate == _PG_CANCELED and "timeout" in msg:
+        return _timeout_error(timeout)
+    if sqlstate in _PG_READONLY_CODES:
+        return ReadOnlyError(f"affdata sql is read-only and may only read the store's tables: {msg}")
+    if "multiple commands" in msg:
+        return ReadOnlyError("affdata sql runs one statement at a time")
+    if sqlstate is None or sqlstate.startswith("08") or sqlstate.startswith("57P"):
+        return SQLError(f"the connection to the server was lost: {msg}")
+    return SQLError(msg)
 
-    url = make_url(store.url).set(drivername="postgresql")
-    conninfo = url.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=False) as conn:
-        conn.read_only = True
+
+def _describe(raw: Any, statement: str, timeout: float | None) -> tuple[list[str], list[int], list[int]]:
+    """Column names, type oids and modifiers of ``statement``, parsed by the server, not run."""
+    from psycopg import pq
+
+    enc = raw.info.encoding
+    pg = raw.pgconn
+    for res in (pg.prepare(b"", statement.encode(enc)), pg.describe_prepared(b"")):
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            state = res.error_field(pq.DiagnosticField.SQLSTATE)
+            primary = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or res.error_message
+            raise _pg_error(state.decode() if state else None,
+                            primary.decode(enc, "replace").strip(), timeout)
+    if res.nfields == 0:
+        raise ReadOnlyError("affdata sql is read-only: only a query that returns rows (SELECT, "
+                            "WITH ... SELECT, VALUES) may run, and this statement returns none")
+    if res.nparams:
+        raise SQLError("the query has parameters ($1 ...): write the values into the query")
+    n = range(res.nfields)
+    return ([res.fname(i).decode(enc) for i in n], [res.ftype(i) for i in n], [res.fmod(i) for i in n])
+
+
+def _set_role(conn: Any, role: str) -> None:
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(f"SET LOCAL ROLE {conn.dialect.identifier_preparer.quote_identifier(role)}")
+    except DBAPIError as exc:
+        user = conn.execute(text("SELECT current_user")).scalar()
+        msg = str(exc.orig).strip().splitlines()[0]
+        raise StoreError(f"cannot run the query as the store's read-only role {role!r} ({msg}): an "
+                         f"administrator can allow it with `GRANT {role} TO {user}`") from None
+
+
+def _postgresql(store: Store, statement: str, limit: int | None, timeout: float | None) -> QueryResult:
+    from affdata import reader_role
+
+    ms = 0 if timeout is None else max(1, int(timeout * 1000))
+    with store.engine.connect() as conn:
+        tx = conn.begin()
         try:
-            with conn.cursor() as cur:
-                cur.execute(statement, tuple(params) if params else None, prepare=True)
-                rows = cur.fetchmany(limit) if limit is not None else cur.fetchall()
-                columns = [d.name for d in cur.description or ()]
-        except psycopg.Error as exc:
-            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if getattr(exc, "sqlstate", None) in _PG_READONLY_CODES:
-                raise ReadOnlyError(f"affdata sql is read-only: {msg}") from None
-            if "multiple commands" in msg:
-                raise ReadOnlyError("affdata sql runs one statement at a time") from None
-            if "didn't produce records" in msg:
-                raise SQLError("not a query: affdata sql runs SELECT statements") from None
-            raise SQLError(msg) from None
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+            role = reader_role.reader_of(conn)
+            if role is None:
+                raise StoreError(
+                    f"the store at {store.display_url} has no read-only role for affdata sql: run "
+                    f"`affdata db grant-reader {reader_role.DEFAULT_ROLE}` once as a role that may "
+                    "create roles (a superuser or CREATEROLE)")
+            reader_role.check_reader(conn, role)
+            schema = conn.execute(text("SELECT quote_ident(current_schema())")).scalar()
+            _set_role(conn, role)
+            names, oids, mods = _describe(conn.connection.driver_connection, statement, timeout)
+            # Pseudo-types (void, record) cannot be a column of the function's result: as text.
+            types = conn.execute(text(
+                "SELECT CASE WHEN y.typtype = 'p' THEN 'text' ELSE format_type(t, NULLIF(m, -1)) END "
+                "FROM unnest(CAST(:t AS oid[]), CAST(:m AS int[])) WITH ORDINALITY AS x(t, m, i) "
+                "JOIN pg_type y ON y.oid = x.t ORDER BY i"), {"t": oids, "m": mods}).scalars().all()
+            # The function's rows must match its column list type for type; the server describes
+            # a domain (information_schema's) as its base type, so the query is read through a
+            # subquery that casts each column to the type described. That text is parsed and
+            # described too before it runs, and runs with the reader's rights like any other.
+            aliases = ", ".join(f"c{i}" for i in range(len(types)))
+            wrapped = (f"SELECT {', '.join(f'CAST(q.c{i} AS {t})' for i, t in enumerate(types))} "
+                       f"FROM ({statement}\n) AS q({aliases})")
+            try:
+                _describe(conn.connection.driver_connection, wrapped, timeout)
+            except (SQLError, ReadOnlyError) as exc:
+                raise ReadOnlyError(
+                    "affdata sql runs queries only (SELECT, WITH ... SELECT, VALUES, TABLE): this "
+                    f"statement returns rows but is not one ({exc})") from None
+            shape = ", ".join(f"c{i} {t}" for i, t in enumerate(types))
+            result = conn.exec_driver_sql(
+                f"SELECT * FROM {schema}.{reader_role.FUNCTION}(%s) AS r({shape})", (wrapped,))
+            rows = result.fetchmany(limit) if limit is not None else result.fetchall()
+        except DBAPIError as exc:
+            orig = exc.orig
+            msg = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            raise _pg_error(getattr(orig, "sqlstate", None), msg, timeout) from None
         finally:
-            conn.rollback()
-    return QueryResult(columns, [tuple(r) for r in rows])
+            if tx.is_active:
+                try:
+                    tx.rollback()
+                except DBAPIError:
+                    pass
+            # Whatever the query did to its session (advisory locks, settings) ends with it.
+            conn.invalidate()
+    return QueryResult(names, [tuple(r) for r in rows])

@@ -319,3 +319,9 @@ def ingest_videos(
             raise registrar.error
     report.outcomes.sort(key=lambda o: o.path)
     return report
+
+
+def frame_counts(store: Store) -> dict[str, int]:
+    """Each stored video's verified frame count, by name (what ABAW files are written against)."""
+    with store.connect() as conn:
+        return {name: n for name, n in conn.execute(text("SELECT name, frame_count FROM video"))}

@@ -71,10 +71,14 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def open_store(db: str | None):
+def open_store(db: str | None, *, create: bool = False):
+    """The store; only commands that write pass ``create=True``, and then a new one is announced."""
     from affdata.db import Store
 
-    return Store(db)
+    store = Store(db, create=create)
+    if store.created:
+        note(f"created a new affdata store at {store.display_url}")
+    return store
 
 
 @contextmanager
@@ -138,7 +142,7 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Outpu
 
 def note(message: str) -> None:
     """A side remark for people: on stderr so that stdout stays clean for scripts."""
-    err.print(message, highlight=False)
+    err.print(message, highlight=False, soft_wrap=True)
 
 
 class Bar:

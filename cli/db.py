@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from affdata import migrate
+from affdata import migrate, reader_role
 from affdata.db import Store
-from cli.common import DbOption, JsonOption, note, print_json, print_table
+from cli.common import DbOption, JsonOption, note, open_store, print_json, print_table
 
-app = typer.Typer(no_args_is_help=True, help="The store's schema: current revision and upgrades.")
+app = typer.Typer(no_args_is_help=True, help="The store's schema: current revision and upgrades; the read-only role of affdata sql.")
 
 
 @app.command()
@@ -17,7 +17,7 @@ def current(db: DbOption = None, json: JsonOption = False) -> None:
 
     Example: affdata db current --db postgresql+psycopg://postgres@127.0.0.1/affect
     """
-    store = Store(db, check_schema=False)
+    store = Store(db, check_schema=False, create=False)
     with store.connect() as conn:
         rev = migrate.current_revision(conn)
     head = migrate.head_revision()
@@ -37,7 +37,27 @@ def upgrade(db: DbOption = None, revision: str = typer.Option("head", help="Targ
     """
     store = Store(db, check_schema=False)
     before, after = migrate.upgrade(store.engine, revision)
-    if before == after:
+    if before is None and after is not None:
+        note(f"created a new affdata store at {store.display_url} (schema {after})")
+    elif before == after:
         note(f"{store.display_url} is already at {after}")
     else:
         note(f"upgraded {store.display_url} from {before or '(empty)'} to {after}")
+
+
+@app.command("grant-reader")
+def grant_reader(
+    role: str = typer.Argument(reader_role.DEFAULT_ROLE, help="The role `affdata sql` runs queries as."),
+    db: DbOption = None,
+) -> None:
+    """Set up the read-only role that `affdata sql` runs queries as (PostgreSQL only).
+
+    Creates ROLE (no login) if it does not exist, lets it read the store's tables and views and
+    nothing else, and makes it the store's reader. A new store gets `affdata_reader` by itself
+    when the connecting role may create roles; otherwise run this once as one that may.
+
+    Example: affdata db grant-reader affdata_reader --db postgresql+psycopg://postgres@127.0.0.1/affect
+    """
+    store = open_store(db)
+    reader_role.grant(store.engine, role)
+    note(f"affdata sql on {store.display_url} now runs queries as {role!r}")

@@ -18,6 +18,7 @@ from cli.common import (
     JsonOption,
     PathMapOption,
     open_executor,
+    err,
     open_store,
     print_json,
     print_table,
@@ -46,13 +47,16 @@ def export(
     verify: Annotated[bool, typer.Option("--verify", help="Hash every video in full before exporting (default: size, modification time and sampled bytes).")] = False,
     cluster: ClusterOption = None,
     path_map: PathMapOption = None,
+    align: Annotated[bool, typer.Option("--align", help="Cut faces by a similarity transform from their five landmarks to the ArcFace template (docs/export-format.md); rows without landmarks keep the box crop.")] = False,
+    whole_frame: Annotated[bool, typer.Option("--whole-frame", help="Export video frames without a face box as the centred square (default: skip them, with a warning).")] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """Export one part of a split as Parquet shards of face crops with their labels.
 
-    Each video is decoded once, in order; each track's face is cropped by its face box (no
-    box: the centred square of the frame; frame folders: the whole image), resized, encoded,
+    Each video is decoded once, in order; each track's face is cropped by its face box (or,
+    with --align, aligned by its five landmarks; no box: skipped with a warning, or the centred
+    square with --whole-frame; frame folders: the whole image), resized, encoded,
     and written with its VA, AU and expression labels and per-task masks, followed by
     meta/info.json (vocabularies, counts, class frequencies, shard hashes, label state).
     Same store and arguments give byte-identical files. An interrupted export resumes when run
@@ -81,7 +85,10 @@ def export(
                              tasks=tasks.split(","), source=source, image=image, quality=quality,
                              margin=margin, shard_size=shard_size, row_group_size=row_group_size,
                              workers=workers, include_unlabelled=include_unlabelled, verify=verify,
-                             progress=bar, on_total=bar.total, executor=executor)
+                             align=align, whole_frame=whole_frame, progress=bar, on_total=bar.total,
+                             executor=executor)
+    for message in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
     if json:
         print_json(result.to_dict())
         return

@@ -52,7 +52,7 @@ def videos(
 
     On a Dask cluster: affdata ingest videos /data/videos -r --cluster tcp://sched:8786
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     with open_executor(cluster, workers, path_map) as executor, \
             progress_bar("probing videos", enabled=not json) as bar:
         report = ingest_videos(store, paths, recursive=recursive, subject=subject,
@@ -95,7 +95,7 @@ def labels(
     """
     from affdata.labels import import_labels
 
-    store = open_store(db)
+    store = open_store(db, create=True)
     options = {"video": video} if video else {}
     with progress_bar("importing labels", enabled=not json) as bar:
         report = import_labels(store, paths, source=source, kind=kind, version=version, fmt=format,
@@ -133,7 +133,7 @@ def boxes(
     """
     from affdata.boxes import import_boxes
 
-    result = import_boxes(open_store(db), path, subjects)
+    result = import_boxes(open_store(db, create=True), path, subjects)
     if json:
         print_json(result.__dict__)
     else:

@@ -31,7 +31,7 @@ def consensus(
     """
     from affdata.labels.consensus import build_consensus
 
-    report = build_consensus(open_store(db), name=name, sources=sources)
+    report = build_consensus(open_store(db, create=True), name=name, sources=sources)
     if json:
         print_json(report.to_dict())
         return

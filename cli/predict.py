@@ -38,12 +38,12 @@ def predict(
     au_names, classes = vocab.get("au_names", []), vocab.get("expressions", [])
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
-    store = open_store(db) if into_store else None
+    store = open_store(db, create=True) if into_store else None
     counts = None
     if store is not None:
-        from affdata.sql import run_readonly
+        from affdata.videos import frame_counts
 
-        counts = dict(run_readonly(store, "SELECT name, frame_count FROM video").rows)
+        counts = frame_counts(store)
     files = write_abaw(df, out / "abaw", au_names, classes, counts)
     err.print(f"{len(df)} frames predicted: {out / 'predictions.csv'}, {files} ABAW files in {out / 'abaw'}", highlight=False)
     if store is not None:

@@ -31,7 +31,7 @@ def create(
         shares = [float(r) for r in ratios.split(",")]
     except ValueError:
         raise typer.BadParameter(f"--ratios must be numbers separated by commas, not {ratios!r}") from None
-    store = open_store(db)
+    store = open_store(db, create=True)
     result = create_split(store, name, by=by, ratios=shares, seed=seed, stratify=stratify,
                           parts=parts.split(",") if parts else None)
     if json:

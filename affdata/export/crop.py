@@ -29,6 +29,9 @@ import numpy as np
 #: what the manifest says about the crop
 CROP_POLICY = ("face box: square of side max(w, h) * margin centred on the box, black padding; "
                "no box: centred square of side min(width, height) (frame folders: whole image)")
+#: the same, without ``--whole-frame``: video frames without a box are not exported
+CROP_POLICY_NO_WHOLE_FRAME = ("face box: square of side max(w, h) * margin centred on the box, black "
+                              "padding; no box: row skipped (frame folders: whole image)")
 
 
 def crop_boxes(boxes: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from affdata.errors import AffdataError, InputError, VideoError
 from affdata.export.crop import crop_resize, one_resize_thread, whole_frame_box
+from affdata.faces.align import warp
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class TrackJob:
     frames: np.ndarray  # int32 (n,)
     boxes: np.ndarray  # int32 (n, 4)
     has_box: np.ndarray  # bool (n,)
+    #: float64 (n, 6) frame-to-crop similarity of ``--align`` (affdata.faces.align); NaN rows: box crop
+    affine: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def crop_video(job: VideoJob) -> Iterator[tuple[int, list[bytes]]]:
     frames_of = [t.frames.tolist() for t in job.tracks]
     boxes_of = [t.boxes.tolist() for t in job.tracks]
     has_box_of = [t.has_box.tolist() for t in job.tracks]
+    affine_of = [t.affine for t in job.tracks]
     pos = [0] * len(job.tracks)
     chunks: list[list[bytes]] = [[] for _ in job.tracks]
     # one_resize_thread() imports torch, before iter_frames imports decord (decord first can hang
@@ -121,11 +125,13 @@ def crop_video(job: VideoJob) -> Iterator[tuple[int, list[bytes]]]:
                 p = pos[k]
                 if p >= len(wanted_frames) or wanted_frames[p] != index:
                     continue
-                if has_box_of[k][p]:
-                    box = boxes_of[k][p]
+                affine = affine_of[k]
+                if affine is not None and not np.isnan(affine[p, 0]):
+                    crop = warp(rgb, affine[p], job.size)
                 else:
-                    box = whole_frame_box(rgb.shape[1], rgb.shape[0], folder)
-                chunks[k].append(encode_image(crop_resize(rgb, box, job.size), job.encoding, job.quality))
+                    box = boxes_of[k][p] if has_box_of[k][p] else whole_frame_box(rgb.shape[1], rgb.shape[0], folder)
+                    crop = crop_resize(rgb, box, job.size)
+                chunks[k].append(encode_image(crop, job.encoding, job.quality))
                 pos[k] = p + 1
                 if len(chunks[k]) >= CHUNK:
                     yield k, chunks[k]

@@ -26,6 +26,7 @@ class Stats:
         k, c = len(vocab.au_numbers), len(vocab.expression_ids)
         self.rows = self.va = self.au = self.expr = 0
         self.with_box = self.whole_frame = self.without_image = 0
+        self.skipped_without_box = self.aligned = self.box_without_landmarks = 0
         self.videos: set[str] = set()
         self.tracks: set[tuple[str, str]] = set()
         self.subjects: set[str] = set()
@@ -60,7 +61,8 @@ class Stats:
                 "subjects": len(self.subjects), "va": self.va, "au": self.au, "expr": self.expr,
                 "au_per_unit": {a: int(n) for a, n in zip(names, self.au_annotated)},
                 "crops_with_box": self.with_box, "crops_whole_frame": self.whole_frame,
-                "labelled_frames_without_image": self.without_image}
+                "labelled_frames_without_image": self.without_image,
+                "rows_skipped_without_box": self.skipped_without_box, "crops_aligned": self.aligned}
 
     def class_frequencies(self) -> dict[str, int]:
         return {name: int(n) for name, n in zip(self.vocab.to_json()["expressions"], self.classes)}

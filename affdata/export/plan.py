@@ -25,7 +25,7 @@ from sqlalchemy import Connection, bindparam, insert, text
 
 from affdata.errors import ConfigError, NotFoundError
 from affdata.export.encode import VideoSourceRow
-from affdata.schema import Export, utcnow
+from affdata.schema import LANDMARK_COLUMNS, Export, utcnow
 from affdata.vocab import AU_SETS, EXPRESSIONS
 
 CONSENSUS = "consensus"
@@ -104,6 +104,7 @@ class TrackLabels:
     au: np.ndarray  # int8 (n, K), 0 where not annotated
     au_mask: np.ndarray  # bool (n, K)
     boxes: np.ndarray = field(repr=False)  # float64 (n, 4), NaN where no face box
+    landmarks: np.ndarray = field(repr=False)  # float64 (n, 10), NaN where none (schema.LANDMARK_COLUMNS)
 
     @property
     def has_au(self) -> np.ndarray:
@@ -242,7 +243,8 @@ def label_state(conn: Connection, scope: Scope, ref: SplitRef, tasks: Sequence[s
 def box_state(conn: Connection, ref: SplitRef) -> list[Any]:
     """A cheap fingerprint of the part's face boxes (for resuming only)."""
     row = conn.execute(text(
-        "SELECT COUNT(*), SUM(x), SUM(y), SUM(w), SUM(h), SUM(frame_idx * (x + w)) FROM face_box "
+        "SELECT COUNT(*), SUM(x), SUM(y), SUM(w), SUM(h), SUM(frame_idx * (x + w)), "
+        "SUM(COALESCE(leye_x, 0) + COALESCE(reye_y, 0) + COALESCE(nose_x, 0) + COALESCE(rmouth_y, 0)) FROM face_box "
         f"WHERE track_id IN ({_PART_TRACKS})"), {"split_id": ref.id, "part": ref.part}).one()
     return [None if v is None else round(float(v), 3) for v in row]
 
@@ -271,8 +273,8 @@ def track_labels(conn: Connection, scope: Scope, vocab: Vocabulary, video: Video
         au_rows = conn.execute(text(
             "SELECT frame_idx, au_id, present FROM au_label "
             "WHERE track_id = :t AND source_id = :s AND present IS NOT NULL"), params).all()
-    box_rows = conn.execute(text("SELECT frame_idx, x, y, w, h FROM face_box WHERE track_id = :t"),
-                            {"t": track.id}).all()
+    box_rows = conn.execute(text(f"SELECT frame_idx, x, y, w, h, {', '.join(LANDMARK_COLUMNS)} "
+                                 "FROM face_box WHERE track_id = :t"), {"t": track.id}).all()
 
     frames = _column(rows, 0, np.int64)
     n, k = len(rows), len(vocab.au_numbers)
@@ -294,17 +296,20 @@ def track_labels(conn: Connection, scope: Scope, vocab: Vocabulary, video: Video
         au[r, arr[:, 1]] = arr[:, 2]
         au_mask[r, arr[:, 1]] = True
     boxes = np.full((n, 4), np.nan)
+    landmarks = np.full((n, 10), np.nan)
     if box_rows:
-        b = np.array([tuple(r) for r in box_rows], dtype=np.float64)  # not Rows: numpy would probe
-        # each Row for array attributes, and every failed look-up raises inside SQLAlchemy
+        # not Rows: numpy would probe each Row for array attributes, and every failed look-up
+        # raises inside SQLAlchemy; None (no landmark) becomes NaN
+        b = np.array([tuple(np.nan if v is None else v for v in r) for r in box_rows], dtype=np.float64)
         inside = b[:, 0] < len(position)
         r = position[b[inside, 0].astype(np.int64)]
-        boxes[r[r >= 0]] = b[inside][r >= 0, 1:]
+        boxes[r[r >= 0]] = b[inside][r >= 0, 1:5]
+        landmarks[r[r >= 0]] = b[inside][r >= 0, 5:]
     return TrackLabels(
         frames=frames.astype(np.int32), pts=_column(rows, 1, np.float64),
         present=np.array([bool(r[2]) for r in rows], dtype=bool),
         valence=valence, arousal=arousal, has_va=~np.isnan(valence) & ~np.isnan(arousal),
-        expr=expr, has_expr=has_expr, au=au, au_mask=au_mask, boxes=boxes)
+        expr=expr, has_expr=has_expr, au=au, au_mask=au_mask, boxes=boxes, landmarks=landmarks)
 
 
 def select_rows(labels: TrackLabels, tasks: Sequence[str], include_unlabelled: bool) -> TrackLabels:

@@ -29,9 +29,9 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from affdata.db import Store
-from affdata.errors import ConfigError, DiskFullError
+from affdata.errors import ConfigError, DiskFullError, NothingToExportError
 from affdata.export import plan as planning
-from affdata.export.crop import CROP_POLICY, crop_boxes
+from affdata.export.crop import CROP_POLICY, CROP_POLICY_NO_WHOLE_FRAME, crop_boxes
 from affdata.export.encode import (
     ENCODINGS,
     JPEG_SUBSAMPLING,
@@ -54,6 +54,7 @@ from affdata.export.shards import ShardWriter, Staging
 from affdata.export.unchanged import check_unchanged
 from affdata.executor import Executor
 from affdata.storage import check_url, is_url, redact, staging_root
+from affdata.faces.align import ALIGN_POLICY, aligned_square, similarities
 from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,14 @@ class ExportResult:
     manifest_sha256: str
     export_id: int
     label_state: str
+    #: what a person should know: videos without tracks, rows skipped without a box...
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "rows": self.rows, "shards": self.shards,
                 "resumed_shards": self.resumed_shards, "manifest_sha256": self.manifest_sha256,
                 "export_id": self.export_id, "label_state": self.label_state,
-                "counts": self.manifest["counts"]}
+                "counts": self.manifest["counts"], "warnings": self.warnings}
 
 
 @dataclass
@@ -87,6 +90,7 @@ class _TrackPlan:
     boxes: np.ndarray
     has_box: np.ndarray
     frames: int  # all of the track's frames, for progress
+    affine: np.ndarray | None = None  # --align: (n, 6) frame-to-crop similarity, NaN rows: box crop
 
 
 def _check(size: int, tasks: Sequence[str], image: str, quality: int, margin: float,
@@ -130,8 +134,9 @@ def export_part(store: Store, *, split: str, part: str, out: Path | str, size: i
                 tasks: Sequence[str] = TASKS, source: str = planning.CONSENSUS, image: str = "jpeg",
                 quality: int = 90, margin: float = 1.2, shard_size: int = 8192,
                 row_group_size: int = 512, workers: int = 1, include_unlabelled: bool = False,
-                verify: bool = False, progress: Progress | None = None,
-                on_total: Progress | None = None, executor: Executor | None = None) -> ExportResult:
+                verify: bool = False, align: bool = False, whole_frame: bool = False,
+                progress: Progress | None = None, on_total: Progress | None = None,
+                executor: Executor | None = None) -> ExportResult:
     """Export one part of a split (docs/export-format.md); resumes an interrupted identical run.
 
     ``split`` is ``NAME`` (newest version) or ``NAME@VERSION``; ``source`` is ``consensus``
@@ -144,6 +149,12 @@ def export_part(store: Store, *, split: str, part: str, out: Path | str, size: i
     sampled bytes; the full sha256 with ``verify``) and a changed one is refused
     (:class:`VideoChangedError`). A full disk is a :class:`DiskFullError` that keeps the complete
     shards to resume from and removes the rest.
+
+    Rows of a video frame without a face box are skipped, and counted in the warnings, unless
+    ``whole_frame`` (then they are cut as the centred square); frame folders' images without a
+    box are taken whole (they are face crops already). ``align`` cuts rows with five landmarks
+    by the similarity transform to the ArcFace template (:mod:`affdata.faces.align`). An export
+    with no row at all raises :class:`NothingToExportError` and leaves nothing behind.
 
     ``out`` may be an fsspec URL (``s3://bucket/prefix``): the export is built in a local
     staging folder (:func:`affdata.storage.staging_root`), then its shards are uploaded and
@@ -165,7 +176,8 @@ def export_part(store: Store, *, split: str, part: str, out: Path | str, size: i
     out = Path(out).resolve()
     args = {"split": split, "part": part, "source": source, "tasks": task_list, "size": size,
             "image": image, "quality": quality, "margin": margin, "shard_size": shard_size,
-            "row_group_size": row_group_size, "include_unlabelled": include_unlabelled}
+            "row_group_size": row_group_size, "include_unlabelled": include_unlabelled,
+            "align": align, "whole_frame": whole_frame}
     with _one_line_when_disk_full(out, None), export_lock(out):
         if url is None:
             return _export_locked(store, out, args, workers, verify, progress, on_total, executor)
@@ -181,6 +193,7 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
                    executor: Executor | None, publish_to: str | None = None) -> ExportResult:
     task_list, image, size, quality = args["tasks"], args["image"], args["size"], args["quality"]
     margin, shard_size, row_group_size = args["margin"], args["shard_size"], args["row_group_size"]
+    align, whole_frame = args["align"], args["whole_frame"]
     with store.connect() as conn:
         if not store.is_sqlite:  # one snapshot for the whole export (SQLite: the read transaction)
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -206,7 +219,8 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
                                  row_group_size, start_index=len(kept), on_shard=staging.add)
             stats = Stats(vocab)
             run = _Run(conn, scope, vocab, task_list, args["include_unlabelled"], margin, stats,
-                       skip=sum(s.rows for s in kept), progress=progress)
+                       skip=sum(s.rows for s in kept), progress=progress,
+                       crop=_CropRule(size, align, whole_frame))
             job_args = {"size": size, "encoding": image, "quality": quality}
             try:
                 if executor is not None and executor.remote:
@@ -219,9 +233,22 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
             except BaseException:
                 writer.abort()
                 raise
+            warnings = _warnings(videos, stats, align, whole_frame)
+            for message in warnings:  # (the command line prints them from the result)
+                log.info("%s", message)
+            if stats.rows == 0:
+                shutil.rmtree(staging.dir, ignore_errors=True)
+                reasons = list(warnings)
+                if not stats.skipped_without_box and any(v.tracks for v in videos):
+                    reasons.append(f"no frame of the part's tracks has a {'/'.join(task_list)} label from "
+                                   f"{args['source']!r} (--include-unlabelled exports every frame with a box)")
+                raise NothingToExportError(f"nothing to export from {args['split']} part {args['part']!r}: "
+                                           + "; ".join(reasons))
             image_info = {"encoding": image, "size": size, "quality": quality if image == "jpeg" else None,
-                          "channels": 3, "margin": margin, "crop_policy": CROP_POLICY,
-                          "subsampling": JPEG_SUBSAMPLING if image == "jpeg" else None}
+                          "channels": 3, "margin": margin,
+                          "crop_policy": CROP_POLICY if whole_frame else CROP_POLICY_NO_WHOLE_FRAME,
+                          "subsampling": JPEG_SUBSAMPLING if image == "jpeg" else None,
+                          "align": ALIGN_POLICY if align else None}
             manifest = build_manifest(
                 format_version=FORMAT_VERSION, split=ref,
                 source=scope.name if scope.consensus else args["source"], tasks=task_list,
@@ -238,7 +265,34 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
     log.info("exported %d rows in %d shards to %s", stats.rows, len(staging.shards),
              redact(publish_to) if publish_to else out)
     return ExportResult(publish_to or out, stats.rows, len(staging.shards), len(kept), manifest, digest,
-                        export_id, state)
+                        export_id, state, warnings)
+
+
+def _warnings(videos: list[VideoRef], stats: Stats, align: bool, whole_frame: bool) -> list[str]:
+    """Sentences for a person: what the export left out, or cut another way than asked."""
+    out = []
+    bare = [v.name for v in videos if not v.tracks]
+    if bare:
+        shown = ", ".join(bare[:5]) + (f" and {len(bare) - 5} more" if len(bare) > 5 else "")
+        out.append(f"{len(bare)} of {len(videos)} videos have no tracks, so no rows: {shown} "
+                   "(run affdata detect faces, or ingest boxes or labels for them)")
+    if stats.skipped_without_box:
+        out.append(f"{stats.skipped_without_box} labelled rows have no face box and were skipped "
+                   "(affdata detect faces finds boxes; --whole-frame cuts the centred square instead)")
+    if whole_frame and stats.whole_frame:
+        out.append(f"{stats.whole_frame} rows have no face box and were cut as the centred square "
+                   "(--whole-frame)")
+    if align and stats.box_without_landmarks:
+        out.append(f"{stats.box_without_landmarks} rows have a face box but no landmarks and were cut "
+                   "by the box, not aligned")
+    return out
+
+
+@dataclass(frozen=True)
+class _CropRule:
+    size: int
+    align: bool
+    whole_frame: bool
 
 
 def _mib(n: int) -> str:
@@ -276,11 +330,12 @@ class _Run:
 
     def __init__(self, conn: Connection, scope: Scope, vocab: Vocabulary, tasks: list[str],
                  include_unlabelled: bool, margin: float, stats: Stats, skip: int,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, crop: _CropRule) -> None:
         self.conn, self.scope, self.vocab, self.tasks = conn, scope, vocab, tasks
         self.include_unlabelled, self.margin, self.stats = include_unlabelled, margin, stats
         self.skip = skip  # rows already in resumed shards
         self.progress = progress or (lambda n: None)
+        self.crop = crop
 
     def plan(self, video: VideoRef) -> list[_TrackPlan]:
         """Read, select and count each track's rows; drop the ones already written."""
@@ -291,6 +346,12 @@ class _Run:
             rows = planning.select_rows(labels, self.tasks, self.include_unlabelled)
             labelled = labels.has_va | labels.has_expr | labels.has_au
             boxes, has_box = crop_boxes(rows.boxes, self.margin)
+            folder = video.source.kind == "frames" or video.source.decoder == "images"
+            if not self.crop.whole_frame and not folder and not has_box.all():
+                self.stats.skipped_without_box += int((~has_box).sum())
+                keep = np.flatnonzero(has_box)
+                rows, boxes, has_box = rows.take(keep), boxes[keep], has_box[keep]
+            affine = self._align(rows, boxes, has_box) if self.crop.align else None
             self.stats.add(video.name, track.name, track.subject, rows, has_box,
                            int((labelled & ~labels.present).sum()))
             cut = min(self.skip, len(rows.frames))
@@ -299,12 +360,25 @@ class _Run:
                 self.progress(cut)
                 idx = np.arange(cut, len(rows.frames))
                 rows, boxes, has_box = rows.take(idx), boxes[idx], has_box[idx]
-            plans.append(_TrackPlan(track.name, track.subject, rows, boxes, has_box, n_frames - cut))
+                affine = None if affine is None else affine[idx]
+            plans.append(_TrackPlan(track.name, track.subject, rows, boxes, has_box, n_frames - cut, affine))
         return plans
+
+    def _align(self, rows: TrackLabels, boxes: np.ndarray, has_box: np.ndarray) -> np.ndarray:
+        """--align: each row's frame-to-crop similarity (NaN: no box or no landmarks), and the
+        ``box`` column of aligned rows set to the aligned crop's square (docs/export-format.md)."""
+        affine = similarities(rows.landmarks.reshape(-1, 5, 2), self.crop.size)
+        affine[~has_box] = np.nan
+        aligned = ~np.isnan(affine[:, 0])
+        for k in np.flatnonzero(aligned):
+            boxes[k] = aligned_square(affine[k], self.crop.size)
+        self.stats.aligned += int(aligned.sum())
+        self.stats.box_without_landmarks += int((has_box & ~aligned).sum())
+        return affine
 
     def job(self, video: VideoRef, plans: list[_TrackPlan], job_args: dict[str, Any],
             threads: int | None) -> VideoJob:
-        tracks = tuple(TrackJob(p.rows.frames, p.boxes, p.has_box) for p in plans)
+        tracks = tuple(TrackJob(p.rows.frames, p.boxes, p.has_box, p.affine) for p in plans)
         return VideoJob(video.name, video.source, tracks, threads=threads, **job_args)
 
     def write(self, writer: ShardWriter, video: VideoRef, plans: list[_TrackPlan],

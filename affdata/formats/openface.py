@@ -82,7 +82,10 @@ def read_openface(
         raise LabelFormatError(path, reason, line=1)
 
     roles = {k: where.get(k) for k in ("frame", "face_id", "success")}
-    read = [i for i in (*roles.values(), *r_cols.values(), *c_cols.values()) if i is not None]
+    # the 68 2D landmarks (pixels) where the file has them: their bounding box is the face box
+    marks = [where.get(f"{a}_{j}") for a in ("x", "y") for j in range(68)]
+    marks = marks if all(i is not None for i in marks) else []
+    read = [i for i in (*roles.values(), *r_cols.values(), *c_cols.values(), *marks) if i is not None]
     wanted = {i: pa.float64() for i in read}
     body = _csv.trim_body(body)
     table = _csv.read_body(path, body, names=names, types=wanted, nulls=_csv.MODEL_NULLS)
@@ -145,6 +148,14 @@ def read_openface(
         n_lines=n,
         kind=KIND_MODEL,
     )
+    if marks:
+        xs = np.column_stack([num(i) for i in marks[:68]])
+        ys = np.column_stack([num(i) for i in marks[68:]])
+        with np.errstate(invalid="ignore"):
+            x0, y0 = xs.min(axis=1), ys.min(axis=1)
+            boxes = np.column_stack([x0, y0, xs.max(axis=1) - x0, ys.max(axis=1) - y0])
+        boxes[failed | ~(boxes[:, 2] > 0) | ~(boxes[:, 3] > 0)] = np.nan
+        whole.boxes = boxes
     if roles["face_id"] is None:
         return [whole]
     return split_tables(whole, face_codes, [(whole.video, f"face{f}") for f in face_ids])

@@ -52,6 +52,10 @@ _PERSON = re.compile(r"(\d+)$")
 _ROLES = ("frame", "input", "identity", "valence", "arousal")
 
 
+#: py-feat's face rectangle columns (x, y, width, height), lower case
+_RECT = ("facerectx", "facerecty", "facerectwidth", "facerectheight")
+
+
 def read_pyfeat(
     path: str | Path, video: str | None = None, *, au_threshold: float = 0.5
 ) -> list[LabelTable]:
@@ -75,7 +79,9 @@ def read_pyfeat(
         raise LabelFormatError(path, "repeated AU or emotion column in header", line=1)
 
     numeric = [role[k] for k in ("frame", "valence", "arousal") if role[k] is not None]
-    wanted = {i: pa.float64() for i in numeric + au_idx + emo_idx}
+    rect = [lower.index(k) for k in _RECT if k in lower]
+    rect = rect if len(rect) == 4 else []
+    wanted = {i: pa.float64() for i in numeric + au_idx + emo_idx + rect}
     wanted.update({role[k]: pa.string() for k in ("input", "identity") if role[k] is not None})
     table = _csv.read_body(
         path, _csv.trim_body(body), names=names, types=wanted, quoting=True, nulls=_csv.MODEL_NULLS
@@ -90,6 +96,9 @@ def read_pyfeat(
     out = LabelTable(
         path=str(path), video="", track="", frames=lines, lines=lines, n_lines=n, kind=KIND_MODEL
     )
+    if rect:  # the face rectangle py-feat's detector found: kept as a box of this source
+        out.boxes = np.column_stack([num(i) for i in rect])
+        out.boxes[~(out.boxes[:, 2] > 0) | ~(out.boxes[:, 3] > 0)] = np.nan
     if role["valence"] is not None and role["arousal"] is not None:
         out.valence = check_va(errs, "valence", num(role["valence"]), sentinel=False)
         out.arousal = check_va(errs, "arousal", num(role["arousal"]), sentinel=False)

@@ -44,6 +44,8 @@ class LabelTable:
     expr_order: tuple[int, ...] | None = None  # the file's class order as canonical ids
     n_lines: int = 0  # data lines (no header) this table came from
     kind: str = KIND_HUMAN  # "human" (annotation sets) or "model" (OpenFace, py-feat)
+    #: float64 (n, 4) face rectangles x, y, w, h in frame pixels that model files carry, NaN where none
+    boxes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -70,6 +72,7 @@ class LabelTable:
             expr_order=self.expr_order,
             n_lines=int(frames.shape[0]),
             kind=self.kind,
+            boxes=sub(self.boxes),
         )
 
 

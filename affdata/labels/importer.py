@@ -430,7 +430,24 @@ def _insert_table(conn: Connection, t: LabelTable, track_id: int, source_id: int
                             [None if p < 0 else p for p in pres.tolist()],
                             [None if x != x else x for x in inten.tolist()]))
             rows += int(r.size)
+    if t.boxes is not None:
+        _insert_boxes(conn, t, track_id, source_id)
     return rows
+
+
+def _insert_boxes(conn: Connection, t: LabelTable, track_id: int, source_id: int) -> None:
+    """The face rectangles a model's file carries, as ``file`` boxes of its source.
+
+    They replace detector boxes and this source's earlier boxes on the track; boxes from
+    another file or a person stay, and those frames keep them.
+    """
+    conn.execute(text("DELETE FROM face_box WHERE track_id = :t AND (origin = 'detector' OR source_id = :s)"),
+                 {"t": track_id, "s": source_id})
+    taken = {r[0] for r in conn.execute(text("SELECT frame_idx FROM face_box WHERE track_id = :t"), {"t": track_id})}
+    keep = np.flatnonzero(~np.isnan(t.boxes).any(axis=1))
+    rows = [(track_id, f, *b, "file", source_id) for f, b in zip(t.frames[keep].tolist(), t.boxes[keep].tolist())
+            if f not in taken]
+    insert_rows(conn, "face_box", ("track_id", "frame_idx", "x", "y", "w", "h", "origin", "source_id"), rows)
 
 
 def _repeat(value: int, n: int) -> Iterator[int]:

@@ -6,7 +6,7 @@ before this revision have NULL here; the first export that reads them hashes the
 and fills them in.
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-02 11:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0005'
-down_revision: str | None = '0001'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

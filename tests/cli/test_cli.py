@@ -58,6 +58,7 @@ def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
 
 
 def test_library_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    assert _run("db", "upgrade", cwd=tmp_path).returncode == 0
     result = _run("sql", "DELETE FROM video", cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -66,17 +67,24 @@ def test_library_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_debug_variable_shows_the_traceback(tmp_path: Path) -> None:
+    assert _run("db", "upgrade", cwd=tmp_path).returncode == 0
     result = _run("sql", "DELETE FROM video", cwd=tmp_path, env={"AFFDATA_DEBUG": "1"})
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "ReadOnlyError" in result.stderr
 
 
 def test_stats_json_and_sql_formats(tmp_path: Path) -> None:
+    result = _run("stats", "--json", cwd=tmp_path)  # a read command never creates the store
+    assert result.returncode == 1 and "there is no affdata store" in result.stderr
+    assert not (tmp_path / "affdata.db").exists()
+    (tmp_path / "videos").mkdir()
+    result = _run("ingest", "videos", "videos", cwd=tmp_path)  # a write command does, and says so
+    assert "created a new affdata store" in result.stderr
+    assert (tmp_path / "affdata.db").is_file()  # zero set-up: created in the working directory
     result = _run("stats", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert stats["videos"] == 0 and set(stats["labelled"]) == {"va", "au", "expr"}
-    assert (tmp_path / "affdata.db").is_file()  # zero set-up: created in the working directory
     result = _run("sql", "SELECT id, name FROM expression ORDER BY id", "-f", "csv", cwd=tmp_path)
     assert result.stdout.splitlines()[:3] == ["id,name", "0,Neutral", "1,Anger"]
     result = _run("sql", "SELECT name FROM expression WHERE id = 4", "-f", "json", cwd=tmp_path)
@@ -85,8 +93,8 @@ def test_stats_json_and_sql_formats(tmp_path: Path) -> None:
 
 def test_db_current_reports_head(tmp_path: Path) -> None:
     result = _run("db", "current", "--json", "--db", str(tmp_path / "x.db"), cwd=tmp_path)
-    info = json.loads(result.stdout)
-    assert info["current"] is None and not info["up_to_date"]
+    assert result.returncode == 1 and "there is no affdata store" in result.stderr
+    assert not (tmp_path / "x.db").exists()
     _run("db", "upgrade", "--db", str(tmp_path / "x.db"), cwd=tmp_path)
     info = json.loads(_run("db", "current", "--json", "--db", str(tmp_path / "x.db"), cwd=tmp_path).stdout)
     assert info["up_to_date"] and info["current"] == info["head"]

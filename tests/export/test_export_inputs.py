@@ -64,7 +64,7 @@ def test_frame_folder_exports_whole_images(store: Store, tmp_path: Path) -> None
         assert_like_pillow(np.frombuffer(row["image"], np.uint8).reshape(32, 32, 3), hand)
 
 
-def test_frames_without_a_box_use_the_centred_square(loaded: Store, tmp_path: Path) -> None:
+def test_frames_without_a_box_are_skipped_with_a_warning_or_cut_whole_when_asked(loaded: Store, tmp_path: Path) -> None:
     with loaded.transaction() as conn:
         video, track, path = conn.execute(sa.text(
             "SELECT v.name, t.name, v.path FROM track t JOIN video v ON v.id = t.video_id "
@@ -74,7 +74,15 @@ def test_frames_without_a_box_use_the_centred_square(loaded: Store, tmp_path: Pa
                              "AND frame_idx < 10"), {"v": video})
         row = conn.execute(sa.text("SELECT path, kind, decoder, stream_index, frame_count, width, height, "
                                    "size_bytes FROM video WHERE name = :v"), {"v": video}).one()
-    export_part(loaded, split="official", part="train", out=tmp_path / "o", size=40, image="raw")
+    skipped = export_part(loaded, split="official", part="train", out=tmp_path / "s", size=40, image="raw")
+    kept = [r for r in read_export(tmp_path / "s").to_pylist() if (r["video"], r["track"]) == (video, "left")]
+    assert kept[0]["frame"] == 10 and all(r["box"] is not None for r in kept)
+    assert manifest(tmp_path / "s")["counts"]["rows_skipped_without_box"] == 10
+    assert any("10 labelled rows have no face box and were skipped" in w for w in skipped.warnings)
+    whole = export_part(loaded, split="official", part="train", out=tmp_path / "o", size=40, image="raw",
+                        whole_frame=True)
+    assert whole.rows == skipped.rows + 10
+    assert any("10 rows have no face box and were cut as the centred square" in w for w in whole.warnings)
     rows = [r for r in read_export(tmp_path / "o").to_pylist() if (r["video"], r["track"]) == (video, "left")]
     first = rows[0]
     assert first["frame"] == 0 and first["box"] is None
