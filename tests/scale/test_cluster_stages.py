@@ -172,3 +172,37 @@ def test_a_killed_client_resumes_on_the_cluster(loaded: Store, tmp_path: Path) -
     assert result["resumed_shards"] >= 1
     assert tree_digest(out) == tree_digest(tmp_path / "ref")
     assert result["manifest_sha256"] == reference.manifest_sha256
+
+
+def test_detect_faces_on_dask_stores_the_same_boxes_and_fails_a_missing_file_alone(
+        store: Store, shared_data: Path, tmp_path: Path, dask_local: DaskExecutor) -> None:
+    from affdata.faces import DetectOptions, detect_faces
+
+    clips = tmp_path / "faces"
+    clips.mkdir()
+    for name in ("pyfeat__single_face.mp4", "pyfeat__no_face.mp4"):
+        shutil.copy(shared_data / "videos" / name, clips / name)
+    assert ingest_videos(store, [clips]).ok
+    options = DetectOptions(stride=12)
+    local = detect_faces(store, all_videos=True, options=options)
+    boxes = _boxes(store)
+    on_dask = detect_faces(store, all_videos=True, options=options, executor=dask_local)
+    assert [(v.video, v.status, v.tracks) for v in on_dask.videos] == \
+        [(v.video, v.status, v.tracks) for v in local.videos]
+    assert _boxes(store) == boxes and len(boxes) == 72
+    # workers that cannot find one file: that video fails, the other is detected again
+    view = tmp_path / "view"
+    view.mkdir()
+    (view / "pyfeat__single_face.mp4").symlink_to(clips / "pyfeat__single_face.mp4")
+    partial = detect_faces(store, all_videos=True, options=options,
+                           executor=dask_local.with_path_map(PathMap.parse([f"{clips}={view}"])))
+    status = {v.video: v.status for v in partial.videos}
+    assert status == {"pyfeat__no_face": "failed", "pyfeat__single_face": "detected"}
+    assert _boxes(store) == boxes
+
+
+def _boxes(store: Store) -> list:
+    with store.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT t.name, b.frame_idx, b.x, b.y, b.w, b.h, b.score "
+            "FROM face_box b JOIN track t ON t.id = b.track_id ORDER BY t.name, b.frame_idx")).all()
