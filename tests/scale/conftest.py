@@ -99,6 +99,7 @@ def s3(s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pyte
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AFFDATA_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setenv("AFFMODELS_SHARD_CACHE", str(tmp_path / "shard-cache"))
     bucket = re.sub(r"[^a-z0-9-]", "-", f"b-{uuid.uuid4().hex[:12]}")
     s3_server.create_bucket(bucket)
     s3_server.bucket = bucket
