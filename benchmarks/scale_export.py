@@ -8,7 +8,8 @@ Variants, each in a fresh child process, timed back to back in every repeat on o
 
 Reported per variant: the export's wall time (the cluster's start-up measured apart), and the
 CPU seconds the child and all its descendants spent during the export (psutil, sampled every
-0.1 s so short-lived pool workers count), as cores kept busy.
+0.1 s so short-lived pool workers count), as cores kept busy; and the client's own CPU (with
+Dask it plans, receives and writes: its rows per CPU-second bound any cluster's export rate).
 Dask's overhead per video is ``(dask1 - inline) / videos``; scaling is ``dask1 / dask2``. On a
 2-core machine shared with other work, two workers cannot reach 2x when one already keeps more
 than one core busy (the writer and the decoder's threads): the CPU figures say how many.
@@ -64,18 +65,21 @@ t0 = time.perf_counter()
 executor = open_executor(cluster, workers)
 t1 = time.perf_counter()
 start = cpu_seconds()
+me = psutil.Process()
+client0 = sum(me.cpu_times()[:2])
 thread = threading.Thread(target=sampler, daemon=True)
 thread.start()
 result = export_part(Store(db), split="official", part="train", out=out, workers=workers,
                      executor=executor, shard_size=2048, row_group_size=256)
 t2 = time.perf_counter()
+client = sum(me.cpu_times()[:2]) - client0
 for pid, cpu in cpu_seconds().items():
     samples[pid] = max(cpu, samples.get(pid, 0.0))
 stop.set()
 thread.join()
 executor.close()
 cpu = sum(v - start.get(pid, 0.0) for pid, v in samples.items())
-print(json.dumps({"startup_s": t1 - t0, "export_s": t2 - t1, "cpu_s": cpu, "rows": result.rows,
+print(json.dumps({"startup_s": t1 - t0, "export_s": t2 - t1, "cpu_s": cpu, "client_cpu_s": client, "rows": result.rows,
                   "manifest": result.manifest_sha256}))
 """
 
@@ -106,7 +110,7 @@ def main() -> None:
             for name, (cluster, workers) in VARIANTS.items():
                 runs[name].append(run(db, root / f"out-{name}-{r}", cluster, workers))
         hashes = {x["manifest"] for v in runs.values() for x in v}
-        med = {name: {k: statistics.median(x[k] for x in v) for k in ("export_s", "startup_s", "cpu_s")}
+        med = {name: {k: statistics.median(x[k] for x in v) for k in ("export_s", "startup_s", "cpu_s", "client_cpu_s")}
                for name, v in runs.items()}
         for name, m in med.items():
             m["cores_busy"] = m["cpu_s"] / m["export_s"]  # during the export, all processes
@@ -116,6 +120,7 @@ def main() -> None:
             "same_bytes_everywhere": len(hashes) == 1,
             "variants": {k: {kk: round(vv, 3) for kk, vv in v.items()} for k, v in med.items()},
             "rows_per_s": {k: round(rows / v["export_s"], 1) for k, v in med.items()},
+            "client_rows_per_cpu_s_dask2": round(rows / med["dask2"]["client_cpu_s"], 1),
             "dask_overhead_per_video_s": round((med["dask1"]["export_s"] - med["inline"]["export_s"]) / videos, 4),
             "dask1_over_inline": round(med["dask1"]["export_s"] / med["inline"]["export_s"], 3),
             "dask2_speedup_over_dask1": round(med["dask1"]["export_s"] / med["dask2"]["export_s"], 3),
