@@ -143,6 +143,7 @@ class ShardCache:
         from affdata.storage import filesystem, redact
 
         fs, root = filesystem(url)
+        fs.invalidate_cache(f"{root}/{entry.path}")  # a listing cached earlier may be stale
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         h = hashlib.sha256()
         started = time.perf_counter()
@@ -175,6 +176,7 @@ def open_remote(url: str, *, cache: str | Path | None = None,
 
     url = check_url(url)
     fs, root = filesystem(url)
+    fs.invalidate_cache()
     try:
         blob = fs.cat_file(f"{root}/{MANIFEST.as_posix()}")
     except FileNotFoundError:

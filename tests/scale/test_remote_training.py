@@ -50,3 +50,90 @@ def test_streaming_from_s3_gives_the_samples_of_the_local_export(exported, tmp_p
     remote = AffectStream(url, **kw)
     assert isinstance(remote.manifest, RemoteManifest)
     assert _samples(remote) == _samples(AffectStream(local, **kw))
+
+
+def _shard_of_rows(local: Path) -> dict[tuple, str]:
+    """(video, track, frame) -> the sha256 of the local shard holding it."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    manifest = json.loads((local / "meta" / "info.json").read_text())
+    where = {}
+    for s in manifest["shards"]:
+        t = pq.read_table(local / s["path"], columns=["video", "track", "frame"])
+        for v, tr, f in zip(*(t.column(c).to_pylist() for c in ("video", "track", "frame"))):
+            where[(v, tr, f)] = s["sha256"]
+    return where
+
+
+def _fetches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The shards downloaded from now on (the readers below run in this process)."""
+    from affmodels.data import remote
+
+    got: list[str] = []
+    real = remote.ShardCache._download
+
+    def counting(self, url, entry, path):
+        got.append(entry.sha256)
+        return real(self, url, entry, path)
+
+    monkeypatch.setattr(remote.ShardCache, "_download", counting)
+    return got
+
+
+def test_each_rank_fetches_only_its_shards_and_ranks_on_one_host_share_the_cache(
+        exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local, url = exported
+    where = _shard_of_rows(local)
+    fetched = _fetches(monkeypatch)
+    kw = {"shuffle": False, "batch_size": 8, "world_size": 2, "drop_last": True}
+    rank0 = _samples(AffectStream(url, rank=0, **kw))
+    mine0 = {where[s[:3]] for s in rank0}
+    assert set(fetched) == mine0 and len(fetched) == len(mine0)  # its own shards, each once
+    assert len(mine0) < len({s["sha256"] for s in open_remote(url).raw["shards"]})
+    first = len(fetched)
+    rank1 = _samples(AffectStream(url, rank=1, **kw))  # the second rank on the same host
+    mine1 = {where[s[:3]] for s in rank1}
+    assert set(fetched[first:]) == mine1 - mine0  # what rank 0 fetched is not fetched again
+    assert {s[:3] for s in rank0}.isdisjoint({s[:3] for s in rank1})
+    cache = Path(open_remote(url).cache)
+    assert {p.stem for p in cache.glob("*.parquet")} == mine0 | mine1
+
+
+def test_a_bounded_cache_stays_within_its_size_and_the_epoch_is_unchanged(
+        exported, monkeypatch: pytest.MonkeyPatch) -> None:
+    local, url = exported
+    sizes = [s["bytes"] for s in open_remote(url).raw["shards"]]
+    limit = 2 * max(sizes)
+    monkeypatch.setenv("AFFMODELS_SHARD_CACHE_SIZE", str(limit))
+    kw = {"seed": 5, "shuffle": True, "batch_size": 8, "rank": 0, "world_size": 1}
+    remote = AffectStream(url, **kw)
+    assert remote.manifest.max_bytes == limit
+    assert _samples(remote) == _samples(AffectStream(local, **kw))
+    cache = Path(remote.manifest.cache)
+    assert sum(p.stat().st_size for p in cache.glob("*.parquet")) <= limit
+    assert len(list(cache.glob("*.parquet"))) < len(sizes)  # some were evicted on the way
+
+
+def test_a_shard_changed_on_the_server_is_refused_and_never_cached(exported) -> None:
+    local, url = exported
+    manifest = open_remote(url)
+    victim = manifest.shards[1]
+    fs = _fs()
+    prefix = url.removeprefix("s3://")
+    blob = bytearray(fs.cat_file(f"{prefix}/{victim.path}"))
+    blob[len(blob) // 2] ^= 0xFF  # same size, one byte flipped
+    fs.pipe_file(f"{prefix}/{victim.path}", bytes(blob))
+    with pytest.raises(ShardError, match=f"{victim.path}.*fails verification"):
+        _samples(AffectStream(url, shuffle=False, batch_size=8, rank=0, world_size=1))
+    assert not (Path(manifest.cache) / f"{victim.sha256}.parquet").exists()
+    assert not list(Path(manifest.cache).glob(".*.tmp"))
+
+
+def test_a_prefix_without_a_manifest_is_not_an_export(exported) -> None:
+    _, url = exported
+    fs = _fs()
+    fs.rm_file(f"{url.removeprefix('s3://')}/meta/info.json")  # as an interrupted upload leaves it
+    with pytest.raises(ExportError, match="is not an export: meta/info.json not found"):
+        AffectStream(url, batch_size=8, rank=0, world_size=1)
