@@ -6,7 +6,8 @@ Variants, each in a fresh child process, timed back to back in every repeat on o
 * ``pool2``: ``--workers 2`` (today's forkserver pool);
 * ``dask1`` / ``dask2``: ``--cluster local:1`` / ``local:2`` (the client writes, Dask workers crop).
 
-Reported per variant: the export's wall time (the cluster's start-up measured apart), and the
+Reported per variant: the export's wall time (the cluster's start-up, with its workers importing
+the crop code as long-lived workers have, measured apart), and the
 CPU seconds the child and all its descendants spent during the export (psutil, sampled every
 0.1 s so short-lived pool workers count), as cores kept busy; and the client's own CPU (with
 Dask it plans, receives and writes: its rows per CPU-second bound any cluster's export rate).
@@ -63,6 +64,10 @@ def sampler():  # the last CPU time seen of every process, the short-lived pool 
 
 t0 = time.perf_counter()
 executor = open_executor(cluster, workers)
+if hasattr(executor, "client"):  # long-lived workers have imported the crop code already
+    import importlib
+    for module in ("torch", "decord", "affdata.export.encode"):
+        executor.client.run(importlib.import_module, module)
 t1 = time.perf_counter()
 start = cpu_seconds()
 me = psutil.Process()
