@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo annotate-demo test bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
+# the annotation studio on a generated store, with two annotators and an admin (see docs/annotate.md)
+annotate-demo: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/annotate-demo.sh
+
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -35,4 +39,4 @@ bench: $(STAMP)
 	         benchmarks/gan_quality.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .hypothesis
+	rm -rf $(VENV) demo annotate-demo test-artifacts .pytest_cache .hypothesis

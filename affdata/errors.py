@@ -108,3 +108,13 @@ class NothingToExportError(AffdataError):
 
 class ClusterError(AffdataError):
     """The Dask cluster cannot be reached or lost this client: the message names its address."""
+class AuthError(AffdataError):
+    """A log-in or session that is not accepted (wrong password, locked, disabled, expired)."""
+
+
+class AccessError(AffdataError):
+    """The user may not do this (an annotator asking for an admin's action)."""
+
+
+class AnnotationError(AffdataError):
+    """A draft or submission that the server refuses: out-of-range values or frames, gaps."""

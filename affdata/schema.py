@@ -421,3 +421,119 @@ class Export(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     n_rows: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- the annotation studio (affdata.annotate) -------------------------------------------------
+
+USER_ROLES = ("annotator", "admin")
+CAMPAIGN_TASKS = ("va", "au", "expr")
+
+
+class AppUser(Base):
+    """A person who logs in to the annotation studio; their labels go to a source of their name."""
+
+    __tablename__ = "app_user"
+    __table_args__ = (CheckConstraint("role IN ('annotator', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    #: ``scrypt$n$r$p$salt_hex$hash_hex`` (hashlib.scrypt)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    #: failed log-ins since the last success; at the limit the account waits until locked_until
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebSession(Base):
+    """A logged-in browser: only the SHA-256 of the cookie's token is stored."""
+
+    __tablename__ = "web_session"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Campaign(Base):
+    """A labelling job: one task over a set of (video, track) items, k annotators per item."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (
+        CheckConstraint("task IN ('va', 'au', 'expr')", name="task"),
+        CheckConstraint("per_item >= 1", name="per_item"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    task: Mapped[str] = mapped_column(String(8))
+    #: AU numbers (task au) or canonical expression ids (task expr); empty for va
+    classes: Mapped[list[int] | None] = mapped_column(JSON)
+    #: how many annotators label each item
+    per_item: Mapped[int] = mapped_column(Integer, default=1)
+    #: va: ``2d`` (one pass, both dimensions) or ``1d`` (valence and arousal in separate passes)
+    mode: Mapped[str] = mapped_column(String(8), default="2d")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CampaignItem(Base):
+    """One (video, track) of a campaign."""
+
+    __tablename__ = "campaign_item"
+    __table_args__ = (UniqueConstraint("campaign_id", "track_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("video.id", ondelete="CASCADE"), index=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+
+
+class Assignment(Base):
+    """An item given to one annotator; the unit of access: an annotator sees only their own."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (
+        UniqueConstraint("item_id", "user_id"),
+        CheckConstraint("status IN ('open', 'draft', 'submitted')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("campaign_item.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Draft(Base):
+    """The autosaved work of an assignment; ``seq`` only grows, so a late retry never wins."""
+
+    __tablename__ = "draft"
+
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Submission(Base):
+    """The submitted labels of an assignment: which source and import hold them."""
+
+    __tablename__ = "submission"
+
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(ForeignKey("label_source.id", ondelete="CASCADE"))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("label_import.id", ondelete="SET NULL"))
+    frames: Mapped[int] = mapped_column(Integer)
+    #: frames the browser did not present, filled by interpolation (VA)
+    interpolated: Mapped[int] = mapped_column(Integer, default=0)
+    partial: Mapped[bool] = mapped_column(default=False)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import db, demo, export, faces, ingest, labels, split, sql, stats
+from cli import annotate, db, demo, export, faces, ingest, labels, split, sql, stats
 from cli.common import run
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(labels.app, name="labels")
 app.add_typer(export.app, name="export")
 app.add_typer(faces.detect_app, name="detect")
 app.add_typer(faces.app, name="faces")
+app.add_typer(annotate.app, name="annotate")
 app.command()(sql.sql)
 app.command()(stats.stats)
 

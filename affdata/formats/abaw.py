@@ -205,8 +205,10 @@ def _va_tokens(values: np.ndarray, frames: np.ndarray, n_frames: int) -> list[st
     full = np.full(n_frames, np.nan)
     full[frames] = values
     uniq, inverse = np.unique(full, return_inverse=True)  # repr once per distinct value
-    tokens = np.array(["-5" if v != v else repr(v) for v in uniq.tolist()], dtype=object)
-    return tokens[inverse].tolist()
+    tokens = np.array(["-5" if v != v else repr(v) for v in uniq.tolist()], dtype=object)[inverse.ravel()]
+    zero = full == 0  # np.unique folds 0.0 and -0.0 into one: keep each one's sign
+    tokens[zero] = np.where(np.signbit(full[zero]), "-0.0", "0.0")
+    return tokens.tolist()
 
 
 def _au_tokens(grid: np.ndarray) -> list[str]:

@@ -320,7 +320,7 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
                 conn.execute(text(f"DELETE FROM {table} WHERE import_id = :i"), {"i": existing.id})
             conn.execute(text("DELETE FROM label_import WHERE id = :i"), {"i": existing.id})
         import_id = conn.execute(insert(LabelImport).values(
-            source_id=source_id, key=key, path=str(Path(path).resolve()), sha256=digest, format=fmt,
+            source_id=source_id, key=key, path=_where(path), sha256=digest, format=fmt,
             tasks=",".join(tasks), length_policy=length_policy, n_lines=sum(t.n_lines for t, _ in tables),
             n_rows=0, details=details or {}, imported_at=utcnow()).returning(LabelImport.id)).scalar_one()
         for table, video_id in tables:
@@ -328,6 +328,11 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
             n_rows += _insert_table(conn, table, track_id, source_id, import_id)
         conn.execute(text("UPDATE label_import SET n_rows = :n WHERE id = :i"), {"n": n_rows, "i": import_id})
     return ("replaced" if existing is not None else "imported"), n_rows
+
+
+def _where(path: Path | str) -> str:
+    """A file's absolute path; a URI-like origin (``annotate://...``) is kept as it is."""
+    return path if isinstance(path, str) and "://" in path else str(Path(path).resolve())
 
 
 def import_predictions(store: Store, tables: Sequence[LabelTable], *, source: str, version: str,

@@ -255,3 +255,12 @@ def test_scan_abaw_finds_tasks_parts_and_tracks(tmp_path):
 def test_scan_abaw_missing_root(tmp_path):
     with pytest.raises(LabelFormatError, match="not a folder"):
         scan_abaw(tmp_path / "nope")
+
+
+def test_negative_zero_round_trips(tmp_path):
+    """np.unique folds -0.0 into 0.0; the writer keeps the sign the file had."""
+    src = write(tmp_path / "z.txt", "valence,arousal\n-0.0,0.0\n0.0,-0.0\n-5,-5\n")
+    t = read_abaw_task_file(src, "va")
+    out = tmp_path / "z_out.txt"
+    write_abaw_task_file(out, t, "va", n_frames=3)
+    assert out.read_bytes() == src.read_bytes()
