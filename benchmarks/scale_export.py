@@ -38,6 +38,7 @@ from affdata.db import Store
 from affdata.executor import open_executor
 from affdata.export import export_part
 db, out, cluster, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+import torch, decord, affdata.export.encode  # every side starts with the crop code imported
 
 
 def cpu_seconds():
