@@ -62,6 +62,25 @@ PathMapOption = Annotated[
         show_default=False,
     ),
 ]
+DATA_HELP = " A folder, or an fsspec URL such as s3://bucket/exports/train (docs/scale.md)."
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="With --data URL: this host's shard cache, shared by its ranks and loader workers "
+        "(default $AFFMODELS_SHARD_CACHE or ~/.cache/affmodels/shards).",
+        show_default=False,
+    ),
+]
+CacheSizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-size",
+        help="With --data URL: at most this much in the cache, e.g. 200G (least recently used "
+        "shards go first; default $AFFMODELS_SHARD_CACHE_SIZE, else unbounded).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
 
@@ -91,6 +110,25 @@ def open_executor(cluster: str | None, workers: int, path_map: list[str] | None)
         yield executor
     finally:
         executor.close()
+
+
+def data_location(text: str | None) -> str | Path | None:
+    """``--data``: a URL stays a string (``Path`` would fold its ``//``), anything else a Path."""
+    if text is None:
+        return None
+    return text if "://" in text else Path(text)
+
+
+def use_shard_cache(cache: Path | None, size: str | None) -> None:
+    """Pass ``--cache``/``--cache-size`` on through the environment, which the loader's worker
+    processes inherit (:mod:`affmodels.data.remote`)."""
+    if cache is not None:
+        os.environ["AFFMODELS_SHARD_CACHE"] = str(cache)
+    if size is not None:
+        from affmodels.data.remote import parse_size
+
+        parse_size(size)  # a bad size is an error now, not in a worker later
+        os.environ["AFFMODELS_SHARD_CACHE_SIZE"] = size
 
 
 def _default(obj: Any) -> Any:

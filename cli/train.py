@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from cli.common import err, print_table, progress_bar
+from cli.common import (
+    DATA_HELP,
+    CacheOption,
+    CacheSizeOption,
+    data_location,
+    err,
+    print_table,
+    progress_bar,
+    use_shard_cache,
+)
 
 ROW = [("ccc_mean", "VA CCC"), ("au_f1_mean", "AU F1"), ("expr_f1_macro", "EXPR F1"), ("score", "score")]
 
@@ -23,9 +32,9 @@ def _floats(text: str, n: int, name: str) -> tuple[float, ...]:
 
 
 def train(
-    data: Annotated[Path, typer.Option(help="Export folder to train on (affdata export ...).")],
+    data: Annotated[str, typer.Option(help="Export to train on (affdata export ...)." + DATA_HELP)],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.jsonl, curves.png.")],
-    val: Annotated[Path | None, typer.Option(help="Export folder to evaluate on after each epoch.")] = None,
+    val: Annotated[str | None, typer.Option(help="Export to evaluate on after each epoch (folder or URL).")] = None,
     model: Annotated[str, typer.Option(help="cnn (compact, trains on a CPU), vgg (VGG-16 trunk, as the paper) or gan.")] = "cnn",
     epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Samples per step (per process under torchrun).")] = 128,
@@ -41,6 +50,8 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(help="Also save last.pt every N steps (0: each epoch only).")] = 0,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in all (smoke runs).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where last.pt left it.")] = False,
+    cache: CacheOption = None,
+    cache_size: CacheSizeOption = None,
     json: Annotated[bool, typer.Option("--json", help="Print the epoch records as JSON lines.")] = False,
 ) -> None:
     """Train on an export with masked multi-task losses; best and last checkpoints, curves, metrics.
@@ -51,6 +62,9 @@ def train(
     Example: affmodels train --data exports/train --val exports/val --out runs/cnn1 --epochs 8
     """
     import json as jsonlib
+
+    use_shard_cache(cache, cache_size)
+    data, val = data_location(data), data_location(val)
 
     if model == "gan":
         from cli.gan import train_gan

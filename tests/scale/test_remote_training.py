@@ -137,3 +137,45 @@ def test_a_prefix_without_a_manifest_is_not_an_export(exported) -> None:
     fs.rm_file(f"{url.removeprefix('s3://')}/meta/info.json")  # as an interrupted upload leaves it
     with pytest.raises(ExportError, match="is not an export: meta/info.json not found"):
         AffectStream(url, batch_size=8, rank=0, world_size=1)
+
+
+def test_train_eval_and_predict_read_s3_through_the_command_line(
+        exported, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    from typer.testing import CliRunner
+
+    from cli.affmodels_app import app
+    from tests.s3server import SECRET
+
+    local, url = exported
+    cache = tmp_path / "host-cache"
+    before = dict(os.environ)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        assert SECRET not in result.output
+        return result.stdout
+
+    try:
+        run("train", "--data", url, "--val", url, "--out", str(tmp_path / "run"), "--epochs", "1",
+            "--batch-size", "16", "--workers", "0", "--device", "cpu", "--threads", "1",
+            "--cache", str(cache), "--cache-size", "50M", "--json")
+        shards = {s["sha256"] for s in json.loads((local / "meta" / "info.json").read_text())["shards"]}
+        assert {p.stem for p in (cache / "data").glob("*.parquet")} == shards  # downloaded, verified
+        remote = json.loads(run("eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--data", url,
+                                "--cache", str(cache), "--json"))
+        here = json.loads(run("eval", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--data", str(local),
+                              "--json"))
+        assert remote == {**here, **{k: v for k, v in remote.items() if k in ("data", "path")}}
+        run("predict", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--data", url,
+            "--out", str(tmp_path / "pred"), "--cache", str(cache))
+        assert list((tmp_path / "pred").iterdir())
+    finally:  # the command line passes --cache on through the environment
+        for key in ("AFFMODELS_SHARD_CACHE", "AFFMODELS_SHARD_CACHE_SIZE"):
+            if key in before:
+                os.environ[key] = before[key]
+            else:
+                os.environ.pop(key, None)
