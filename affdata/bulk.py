@@ -47,14 +47,16 @@ def _insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Ite
             copy.write_row(row)
 
 
-def upsert_ignore(conn: Connection, table: str, values: dict[str, Any], conflict: Sequence[str]) -> None:
-    """INSERT one row unless a row with the same ``conflict`` columns exists (both dialects)."""
+def upsert_ignore(conn: Connection, table: str, values: dict[str, Any], conflict: Sequence[str]) -> bool:
+    """INSERT one row unless a row with the same ``conflict`` columns exists (both dialects);
+    True when the row was inserted."""
     cols = ", ".join(values)
     params = ", ".join(f":{k}" for k in values)
     from sqlalchemy import text
 
-    conn.execute(
+    result = conn.execute(
         text(f"INSERT INTO {table} ({cols}) VALUES ({params}) "
              f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"),
         values,
     )
+    return result.rowcount == 1

@@ -39,11 +39,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from affdata import migrate
 from affdata.errors import ConfigError, NoStoreError, StoreError, StoreFullError
+from affdata.location import DEFAULT_FILE, ENV_VAR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FILE = "affdata.db"
-ENV_VAR = "AFFDATA_DB"
 SQLITE_BUSY_TIMEOUT_S = 30
 
 

@@ -4,22 +4,26 @@ Nobody runs ``alembic`` by hand: :func:`ensure_current` creates a new store at t
 revision and checks an existing one, and ``affdata db upgrade`` / ``affdata db current`` call
 :func:`upgrade` / :func:`current_revision`. One history serves both dialects (``env.py``
 runs with ``render_as_batch=True`` so that ALTERs work on SQLite).
+
+Alembic is imported only to migrate: importing it costs about half a second, more than most
+commands take. Checking a store at open needs only its ``alembic_version`` row and the newest
+revision, which :func:`head_revision` reads from the migration files' own text
+(:mod:`affdata.revisions`; a test checks that it is Alembic's single head).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect, text
 
+from affdata import revisions as revision_files
 from affdata.errors import NoStoreError, SchemaOutdatedError, SchemaTooNewError, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 # Any constant will do: it names the advisory lock that serialises first-use creation on
 # PostgreSQL (SQLite serialises it with BEGIN IMMEDIATE).
@@ -28,13 +32,13 @@ _PG_LOCK_KEY = 0x61666664
 
 def migrations_dir() -> Path:
     """Where the migration scripts are: the installed ``migrations`` package."""
-    import migrations
-
-    return Path(migrations.__file__).parent
+    return revision_files.migrations_dir()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config pointing at the installed ``migrations`` package."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
@@ -43,18 +47,28 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
+def revisions() -> dict[str, tuple[str, ...]]:
+    """Every revision and the revisions it follows (see :mod:`affdata.revisions`)."""
+    return revision_files.revisions(migrations_dir())
+
+
 def head_revision() -> str:
-    heads = script_directory().get_heads()
+    heads = revision_files.heads(migrations_dir())
     if len(heads) != 1:
         raise StoreError(f"the migrations have {len(heads)} heads ({', '.join(heads)}); expected 1")
     return heads[0]
 
 
 def current_revision(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """The store's revision, from its ``alembic_version`` table (None for an empty database)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def begin_write(engine: Engine):  # noqa: ANN201 - see affdata.db.begin_write
@@ -120,6 +134,8 @@ def ensure_current(engine: Engine, *, create: bool = True) -> bool:
             tables, rev = _state(conn)
             refuse_unless_store(_where(engine), tables, rev, allow_empty=True)
             if rev is None:
+                from alembic import command
+
                 command.upgrade(alembic_config(conn), "head")
                 _after_upgrade(conn)
                 return True
@@ -138,7 +154,7 @@ def ensure_current(engine: Engine, *, create: bool = True) -> bool:
 
 
 def _known_revisions() -> set[str]:
-    return {s.revision for s in script_directory().walk_revisions()}
+    return set(revisions())
 
 
 def _check_current(engine: Engine, current: str | None) -> None:
@@ -149,10 +165,15 @@ def _check_current(engine: Engine, current: str | None) -> None:
             "affdata; upgrade affdata, not the store")
 
 
-def _run(engine: Engine, step: Any, conn: Connection, revision: str) -> None:
-    """Run an Alembic command; a revision it cannot resolve is one line, not a traceback."""
+def _run(engine: Engine, step: str, conn: Connection, revision: str) -> None:
+    """Run an Alembic command (``upgrade`` / ``downgrade``); a revision it cannot resolve is one
+    line, not a traceback."""
+    from alembic import command
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
     try:
-        step(alembic_config(conn), revision)
+        getattr(command, step)(alembic_config(conn), revision)
     except (CommandError, RevisionError) as exc:
         known = ", ".join(sorted(_known_revisions()))
         raise StoreError(f"cannot migrate {_where(engine)} to {revision!r}: {exc} "
@@ -170,7 +191,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         tables, before = _state(conn)
         refuse_unless_store(_where(engine), tables, before, allow_empty=True)
         _check_current(engine, before)
-        _run(engine, command.upgrade, conn, revision)
+        _run(engine, "upgrade", conn, revision)
         after = current_revision(conn)
         if after != before:
             _after_upgrade(conn)
@@ -183,7 +204,7 @@ def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
         tables, before = _state(conn)
         refuse_unless_store(_where(engine), tables, before, allow_empty=True)
         _check_current(engine, before)
-        _run(engine, command.downgrade, conn, revision)
+        _run(engine, "downgrade", conn, revision)
         after = current_revision(conn)
     return before, after
 

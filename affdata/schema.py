@@ -308,6 +308,7 @@ class VALabel(Base):
         CheckConstraint("valence BETWEEN -1 AND 1", name="valence"),
         CheckConstraint("arousal BETWEEN -1 AND 1", name="arousal"),
         Index(None, "import_id"),
+        Index(None, "source_id"),  # one source's labels (comparing annotators) without a scan
         _without_rowid(),
     )
 
@@ -332,6 +333,7 @@ class AULabel(Base):
         CheckConstraint("intensity BETWEEN 0 AND 5", name="intensity"),
         CheckConstraint("present IS NOT NULL OR intensity IS NOT NULL", name="some_value"),
         Index(None, "import_id"),
+        Index(None, "source_id", "au_id"),  # one source's AU (a model against the consensus)
         _without_rowid(),
     )
 
@@ -367,6 +369,49 @@ class ExprLabel(Base):
         ForeignKey("label_import.id", ondelete="CASCADE")
     )
     expr_id: Mapped[int] = mapped_column(ForeignKey("expression.id"))
+
+
+# --- the consensus, materialised (affdata.materialized keeps it current) ----------------------
+
+
+class ConsensusFrame(Base):
+    """One row per (track, frame) of every track: the frame's time and its consensus labels.
+
+    Written only by :mod:`affdata.materialized`, in the transaction of the write that changed
+    the labels; the ``frame_labels`` view reads it. ``pts_s`` and ``present`` are copied from
+    ``frame`` (frames never change once ingested), so a whole-release question reads one table.
+    """
+
+    __tablename__ = "consensus_frame"
+    __table_args__ = _without_rowid()
+
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
+    )
+    frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pts_s: Mapped[float] = mapped_column(Float64)
+    present: Mapped[bool] = mapped_column()
+    valence: Mapped[float | None] = mapped_column(Float64)
+    arousal: Mapped[float | None] = mapped_column(Float64)
+    has_va: Mapped[int] = mapped_column(SmallInteger, default=0)
+    expr_id: Mapped[int | None] = mapped_column(Integer)
+    has_expr: Mapped[int] = mapped_column(SmallInteger, default=0)
+    has_au: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class ConsensusAU(Base):
+    """One row per (track, frame, AU) with a consensus AU label; the ``frame_au_labels`` view."""
+
+    __tablename__ = "consensus_au"
+    __table_args__ = _without_rowid()
+
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
+    )
+    frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    au_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    present: Mapped[int | None] = mapped_column(SmallInteger)
+    intensity: Mapped[float | None] = mapped_column(Float64)
 
 
 # --- splits and exports -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from affdata import materialized
 from affdata.bulk import insert_rows, upsert_ignore
 from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
@@ -116,11 +117,18 @@ def ensure_subject(conn: Connection, name: str) -> int:
     return conn.execute(text("SELECT id FROM subject WHERE name = :n"), {"n": name}).scalar_one()
 
 
-def ensure_track(conn: Connection, video_id: int, name: str) -> int:
-    """The id of track ``name`` of a video, created if new (tracks come from labels and boxes)."""
-    upsert_ignore(conn, "track", {"video_id": video_id, "name": name}, ["video_id", "name"])
-    return conn.execute(text("SELECT id FROM track WHERE video_id = :v AND name = :t"),
-                        {"v": video_id, "t": name}).scalar_one()
+def ensure_track(conn: Connection, video_id: int, name: str, *, consensus_rows: bool = True) -> int:
+    """The id of track ``name`` of a video, created if new (tracks come from labels and boxes).
+
+    A new track gets its rows in the materialised consensus (:mod:`affdata.materialized`) now,
+    or, with ``consensus_rows=False``, from the ``labels_changed`` call of the same transaction
+    (a label writer: the rows are then written once, with their labels)."""
+    created = upsert_ignore(conn, "track", {"video_id": video_id, "name": name}, ["video_id", "name"])
+    track_id = conn.execute(text("SELECT id FROM track WHERE video_id = :v AND name = :t"),
+                            {"v": video_id, "t": name}).scalar_one()
+    if created and consensus_rows:
+        materialized.add_track(conn, track_id, video_id)
+    return track_id
 
 
 def register(store: Store, info: VideoProbe, subject: str | None = None, name: str | None = None) -> IngestOutcome:

@@ -10,9 +10,11 @@ per (track, frame, AU) that has a consensus AU label. The consensus of a task, f
    consensus is run); per AU the majority of presence votes (a tie stays unlabelled) and the
    mean intensity.
 
-Model sources never enter the consensus. The rules are written as correlated look-ups on the
-label tables' primary keys, so a query for one track reads only that track's rows on both
-SQLite and PostgreSQL.
+Model sources never enter the consensus. Version 1 (migration 0001) wrote the rules as
+correlated look-ups on the label tables' primary keys: right for one track, five times slower
+than a plain table for whole-release aggregates. Version 2 (migration 0002) reads the
+consensus from the tables ``consensus_frame`` and ``consensus_au``, which
+:mod:`affdata.materialized` keeps current inside every label write, and only adds the names.
 
 The SQL is versioned: a migration creates the version it names, so an old migration keeps
 creating the view it created when it was written.
@@ -96,3 +98,30 @@ HAVING AVG(h.present) IS NULL OR AVG(h.present) <> 0.5
 """
 
 VIEWS_V1 = (("frame_au_labels", FRAME_AU_LABELS_V1), ("frame_labels", FRAME_LABELS_V1))
+
+
+# Version 2: the same columns, read from the materialised consensus. Inner joins from video to
+# track to consensus_frame, so that a planner with statistics walks videos (by name), their
+# tracks and then each track's frames in key order: no sort for GROUP BY video, no per-frame
+# look-up but the expression name.
+FRAME_LABELS_V2 = """
+CREATE VIEW frame_labels AS
+SELECT
+    v.id AS video_id, v.name AS video, t.id AS track_id, t.name AS track,
+    COALESCE(t.subject_id, v.subject_id) AS subject_id,
+    c.frame_idx, c.pts_s, c.present, c.valence, c.arousal, c.has_va,
+    c.expr_id, e.name AS expression, c.has_expr, c.has_au
+FROM video v
+JOIN track t ON t.video_id = v.id
+JOIN consensus_frame c ON c.track_id = t.id
+LEFT JOIN expression e ON e.id = c.expr_id
+"""
+
+FRAME_AU_LABELS_V2 = """
+CREATE VIEW frame_au_labels AS
+SELECT c.track_id, c.frame_idx, c.au_id, au.name AS au, c.present, c.intensity
+FROM consensus_au c
+JOIN action_unit au ON au.id = c.au_id
+"""
+
+VIEWS_V2 = (("frame_au_labels", FRAME_AU_LABELS_V2), ("frame_labels", FRAME_LABELS_V2))

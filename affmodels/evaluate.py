@@ -32,16 +32,18 @@ def score(metrics: dict[str, Any]) -> float:
     return total
 
 
-def eval_stream(path: str | Path, batch_size: int) -> AffectStream:
-    return AffectStream(path, shuffle=False, batch_size=batch_size, rank=0, world_size=1)
+def eval_stream(path: str | Path, batch_size: int, *, verify: bool = True) -> AffectStream:
+    """The export in its own order, in this process only; ``verify``: see :class:`AffectStream`."""
+    return AffectStream(path, shuffle=False, batch_size=batch_size, rank=0, world_size=1, verify=verify)
 
 
 @torch.no_grad()
 def predictions(model: torch.nn.Module, data: str | Path | AffectStream, *, batch_size: int = 256,
-                workers: int = 0, device: torch.device | str = "cpu") -> Iterator[tuple[Predictions, dict[str, Any]]]:
+                workers: int = 0, device: torch.device | str = "cpu",
+                verify: bool = True) -> Iterator[tuple[Predictions, dict[str, Any]]]:
     """(predictions, batch) for every row of the export once, in export order; ``data`` is an
     export folder or a stream from :func:`eval_stream`."""
-    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size)
+    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size, verify=verify)
     loader = make_loader(stream, batch_size, workers)
     was_training = model.training
     model.eval()
@@ -67,8 +69,9 @@ def _select(batch: dict[str, Any], keep: list[int]) -> dict[str, Any]:
 
 
 def evaluate_model(model: torch.nn.Module, data: str | Path | AffectStream, *, batch_size: int = 256,
-                   workers: int = 0, device: torch.device | str = "cpu", per_video: bool = False) -> dict[str, Any]:
-    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size)
+                   workers: int = 0, device: torch.device | str = "cpu", per_video: bool = False,
+                   verify: bool = True) -> dict[str, Any]:
+    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size, verify=verify)
     metrics = AffectMetrics(list(stream.au_names), list(stream.expressions))
     for pred, batch in predictions(model, stream, batch_size=batch_size, workers=workers, device=device):
         metrics.update(pred, batch)
@@ -98,9 +101,9 @@ class EvalResult:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size: int = 256,
-                        workers: int = 0, device: str = "cpu") -> EvalResult:
+                        workers: int = 0, device: str = "cpu", verify: bool = True) -> EvalResult:
+    stream = eval_stream(data, batch_size, verify=verify)  # a corrupted export fails before the model loads
     model, state = load_model(checkpoint, device)
-    stream = eval_stream(data, batch_size)
     want = (list(stream.au_names), list(stream.expressions))
     have = (state["vocabulary"]["au_names"], state["vocabulary"]["expressions"])
     if want != have:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from affmodels.evaluate import load_model, predictions
+from affmodels.evaluate import eval_stream, load_model, predictions
 
 CHUNK = 128
 
@@ -39,11 +39,12 @@ def _frame_rows(pred: Any, ids: dict[str, list], au_names: list[str], classes: l
 
 
 def predict_export(checkpoint: str | Path, data: str | Path, *, batch_size: int = 256, workers: int = 0,
-                   device: str = "cpu") -> pd.DataFrame:
+                   device: str = "cpu", verify: bool = True) -> pd.DataFrame:
+    stream = eval_stream(data, batch_size, verify=verify)  # a corrupted export fails before the model loads
     model, state = load_model(checkpoint, device)
     vocab = state["vocabulary"]
     parts = []
-    for pred, batch in predictions(model, data, batch_size=batch_size, workers=workers, device=device):
+    for pred, batch in predictions(model, stream, batch_size=batch_size, workers=workers, device=device):
         ids = {"video": list(batch["video"]), "track": list(batch["track"]), "frame": batch["frame"].numpy()}
         parts.append(_frame_rows(pred, ids, vocab["au_names"], vocab["expressions"]))
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -32,9 +32,11 @@ from affmodels.checkpoint import (
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import RunFolderError
-from affmodels.evaluate import evaluate_model, score
+from affmodels.evaluate import eval_stream, evaluate_model, score
 from affmodels.losses import LossWeights, multitask_loss
 from affmodels.model import ModelConfig, MultiTaskNet
+from affmodels.step import autocast, compiled, float32, step_options, to_device
+from affmodels.step import optimizer as make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,16 @@ class TrainConfig:
     #: stop after this many steps in all (for tests and smoke runs); None = all epochs
     max_steps: int | None = None
     resume: bool = False
+    #: check each shard of --data and --val against the manifest's sha256 (once per file version)
+    verify: bool = True
+    #: the step on its device (affmodels.step): "auto" | "bf16" | "off"; fused AdamW (None: on
+    #: CUDA); torch.compile; augmentation in the "loader" or on the "device" ("auto": on CUDA)
+    amp: str = "auto"
+    fused: bool | None = None
+    compile: bool = False
+    augment_on: str = "auto"
+    #: NHWC activations (ModelConfig.channels_last)
+    channels_last: bool = True
 
 
 @dataclass
@@ -96,15 +108,16 @@ class TrainResult:
     stopped_early: bool
 
 
-def _stream(path: str, cfg: TrainConfig, train: bool) -> AffectStream:
+def _stream(path: str, cfg: TrainConfig, train: bool, augment: Augment | None = None) -> AffectStream:
     balance = dict(zip(("va", "au", "expr"), cfg.balance)) if (train and cfg.balance) else None
     return AffectStream(path, seed=cfg.seed, shuffle=train, batch_size=cfg.batch_size,
-                        augment=Augment() if (train and cfg.augment) else None, balance=balance)
+                        augment=augment if train else None, balance=balance, verify=cfg.verify)
 
 
 def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
     mcfg = ModelConfig(trunk=cfg.model, n_aus=stream.n_aus, n_classes=stream.n_classes,
-                       image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained)
+                       image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained,
+                       channels_last=cfg.channels_last)
     return MultiTaskNet(mcfg), mcfg
 
 
@@ -126,15 +139,20 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    stream = _stream(cfg.data, cfg, train=True)
+    opts = step_options(d.device, amp=cfg.amp, fused=cfg.fused, compile=cfg.compile, augment_on=cfg.augment_on,
+                        trunk=cfg.model)
+    augment = Augment() if cfg.augment else None
+    stream = _stream(cfg.data, cfg, train=True, augment=None if opts.augment_on_device else augment)
+    device_augment = augment if opts.augment_on_device else None
+    val = eval_stream(cfg.val, cfg.batch_size, verify=cfg.verify) if (cfg.val and d.main) else None
     model, mcfg = build_model(stream, cfg)
     model.to(d.device)
     weights = loss_weights(stream.manifest)
     pos_weight = weights.pos_weight.to(d.device) if cfg.pos_weight else None
     class_weight = weights.class_weight.to(d.device) if cfg.class_weight else None
-    loader = make_loader(stream, cfg.batch_size, cfg.workers)
+    loader = make_loader(stream, cfg.batch_size, cfg.workers, pin_memory=opts.pin_memory)
     steps_per_epoch = len(loader)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model.parameters(), opts, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=max(1, steps_per_epoch * cfg.epochs), pct_start=0.15)
     lw = LossWeights(*cfg.loss_weights)
@@ -157,7 +175,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         pending_rng = state["rng"]
         carried = EpochTotals.resumed(state, start_epoch)
         log.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
-    net = DistributedDataParallel(model) if d.enabled else model
+    net = compiled(DistributedDataParallel(model) if d.enabled else model, opts)
     if on_start:
         on_start(steps_per_epoch, cfg.epochs)
 
@@ -179,9 +197,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         totals = carried if epoch == start_epoch else EpochTotals()
         for batch in epoch_batches(loader, pending_rng):
             pending_rng = None
-            batch = {k: (v.to(d.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
-            pred = net(batch["image"])
-            total, parts = multitask_loss(pred, batch, lw, pos_weight=pos_weight, class_weight=class_weight)
+            batch = to_device(batch, opts, device_augment, seed=cfg.seed, epoch=epoch)
+            with autocast(opts):
+                pred = net(batch["image"])
+            total, parts = multitask_loss(float32(pred), batch, lw, pos_weight=pos_weight, class_weight=class_weight)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
@@ -202,8 +221,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         record = EpochRecord(epoch=epoch, step=step, lr=float(scheduler.get_last_lr()[0]),
                              train=totals.means(), seconds=round(seconds, 2),
                              samples_per_s=round(totals.samples * d.world_size / max(seconds, 1e-9), 1))
-        if cfg.val and d.main:
-            metrics = evaluate_model(model, cfg.val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
+        if val is not None:
+            metrics = evaluate_model(model, val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
             record.val = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         history.append(record)
         current = score(record.val) if record.val else -record.train.get("loss", math.inf)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from affmodels.losses import multitask_loss  # noqa: E402
 from affmodels.model import ModelConfig, MultiTaskNet  # noqa: E402
+from affmodels.step import float32  # noqa: E402
 
 
 def batch(b: int, size: int, k: int, c: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -44,14 +45,15 @@ def sync(device: torch.device) -> None:
 def measure(trunk: str, size: int, b: int, device: torch.device, steps: int, repeat: int, amp: bool) -> dict:
     k, c = 8, 7
     model = MultiTaskNet(ModelConfig(trunk=trunk, n_aus=k, n_classes=c, image_size=size)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    # what affmodels train does on this device (affmodels.step): fused AdamW on CUDA
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if device.type == "cuda" else None)
     data = batch(b, size, k, c, device)
     ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(device.type, enabled=False)
 
     def step() -> None:
         with ctx:
             pred = model(data["image"])
-            loss, _ = multitask_loss(pred, data)
+        loss, _ = multitask_loss(float32(pred), data)  # as in training: losses in float32
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -60,7 +62,8 @@ def measure(trunk: str, size: int, b: int, device: torch.device, steps: int, rep
         with torch.no_grad(), ctx:
             model(data["image"])
 
-    result = {"trunk": trunk, "size": size, "batch": b, "device": str(device), "bf16": amp}
+    result = {"trunk": trunk, "size": size, "batch": b, "device": str(device), "bf16": amp,
+              "fused_adamw": device.type == "cuda"}
     for name, fn in (("train", step), ("forward_only", forward)):
         for _ in range(2):
             fn()

@@ -11,21 +11,15 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from affdata.errors import AffdataError
+
+if TYPE_CHECKING:  # rich.progress and rich.table are imported where used: start-up stays fast
+    from rich.progress import Progress
 
 DEBUG_VAR = "AFFDATA_DEBUG"
 
@@ -82,6 +76,9 @@ CacheSizeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+NoVerifyOption = Annotated[bool, typer.Option(
+    "--no-verify", help="Do not check the export's shards against the sha256 in its manifest (checked once "
+    "per file version by default; a warm run only stats the files).")]
 
 
 class OutputFormat(str, Enum):
@@ -148,6 +145,8 @@ def print_json(obj: Any) -> None:
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", header_style="bold")
     for col in columns:
         table.add_column(str(col), overflow="fold")
@@ -204,6 +203,15 @@ def progress_bar(description: str, total: int | None = None, enabled: bool = Tru
     if not enabled:
         yield Bar(None)
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from affdata import migrate, reader_role
-from affdata.db import Store
 from cli.common import DbOption, JsonOption, note, open_store, print_json, print_table
 
 app = typer.Typer(no_args_is_help=True, help="The store's schema: current revision and upgrades; the read-only role of affdata sql.")
@@ -17,6 +15,9 @@ def current(db: DbOption = None, json: JsonOption = False) -> None:
 
     Example: affdata db current --db postgresql+psycopg://postgres@127.0.0.1/affect
     """
+    from affdata import migrate
+    from affdata.db import Store
+
     store = Store(db, check_schema=False, create=False)
     with store.connect() as conn:
         rev = migrate.current_revision(conn)
@@ -35,6 +36,9 @@ def upgrade(db: DbOption = None, revision: str = typer.Option("head", help="Targ
 
     Example: affdata db upgrade --db lab.db
     """
+    from affdata import migrate
+    from affdata.db import Store
+
     store = Store(db, check_schema=False)
     before, after = migrate.upgrade(store.engine, revision)
     if before is None and after is not None:
@@ -47,7 +51,7 @@ def upgrade(db: DbOption = None, revision: str = typer.Option("head", help="Targ
 
 @app.command("grant-reader")
 def grant_reader(
-    role: str = typer.Argument(reader_role.DEFAULT_ROLE, help="The role `affdata sql` runs queries as."),
+    role: str = typer.Argument("affdata_reader", help="The role `affdata sql` runs queries as."),
     db: DbOption = None,
 ) -> None:
     """Set up the read-only role that `affdata sql` runs queries as (PostgreSQL only).
@@ -58,6 +62,8 @@ def grant_reader(
 
     Example: affdata db grant-reader affdata_reader --db postgresql+psycopg://postgres@127.0.0.1/affect
     """
+    from affdata import reader_role
+
     store = open_store(db)
     reader_role.grant(store.engine, role)
     note(f"affdata sql on {store.display_url} now runs queries as {role!r}")

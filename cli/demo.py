@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from affdata.synthetic import generate_dataset, generate_labels_only, plan_dataset
 from cli.common import JsonOption, print_json, print_table, progress_bar
 
 app = typer.Typer(no_args_is_help=True, help="Generate the synthetic demo dataset.")
@@ -34,6 +33,8 @@ def generate(
 
     Example: affdata demo generate demo/data --subjects 4 --seconds 20 --seed 0
     """
+    from affdata.synthetic import generate_dataset, generate_labels_only, plan_dataset
+
     if labels_only:
         with progress_bar("writing labels", total=videos, enabled=not json) as bar:
             summary = generate_labels_only(out, videos=videos, frames=frames, seed=seed, release=release, progress=bar)

@@ -12,6 +12,7 @@ from cli.common import (
     CacheOption,
     CacheSizeOption,
     JsonOption,
+    NoVerifyOption,
     data_location,
     print_json,
     print_table,
@@ -33,6 +34,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(help="Samples per forward pass.")] = 256,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     per_video: Annotated[bool, typer.Option("--per-video", help="Also print the per-video breakdown.")] = False,
+    no_verify: NoVerifyOption = False,
     json: JsonOption = False,
 ) -> None:
     """Evaluate over the whole export (never averaged per batch): CCC, MSE, F1, accuracy, ABAW scores.
@@ -44,7 +46,7 @@ def evaluate(
     use_shard_cache(cache, cache_size)
     data = data_location(data)
 
-    result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device)
+    result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device, verify=not no_verify)
     if json:
         print_json({"metrics": result.metrics, "per_video": result.per_video})
         return

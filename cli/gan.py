@@ -13,7 +13,7 @@ from cli.common import JsonOption, err, print_json, print_table, progress_bar
 
 def train_gan(*, data: Path, out: Path, val: Path | None, epochs: int, batch_size: int, lr: float | None, device: str,
               workers: int, threads: int | None, seed: int, checkpoint_every: int, max_steps: int | None,
-              resume: bool, json: bool) -> None:
+              resume: bool, json: bool, verify: bool = True) -> None:
     """What `affmodels train --model gan` runs (its options are train's)."""
     from affmodels.gan.train import GanTrainConfig
     from affmodels.gan.train import train_gan as run
@@ -21,7 +21,7 @@ def train_gan(*, data: Path, out: Path, val: Path | None, epochs: int, batch_siz
     cfg = GanTrainConfig(data=str(data), out=str(out), val=str(val) if val else None, epochs=epochs,
                          batch_size=batch_size, lr_g=lr or 2e-4, lr_d=lr or 2e-4,
                          workers=workers, seed=seed, device=device, threads=threads,
-                         checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume)
+                         checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=verify)
 
     def on_epoch(record) -> None:
         if json:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from affdata.videos import ingest_videos
 from cli.common import (
     ClusterOption,
     DbOption,
@@ -52,6 +51,8 @@ def videos(
 
     On a Dask cluster: affdata ingest videos /data/videos -r --cluster tcp://sched:8786
     """
+    from affdata.videos import ingest_videos
+
     store = open_store(db, create=True)
     with open_executor(cluster, workers, path_map) as executor, \
             progress_bar("probing videos", enabled=not json) as bar:

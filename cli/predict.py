@@ -12,6 +12,7 @@ from cli.common import (
     CacheOption,
     CacheSizeOption,
     DbOption,
+    NoVerifyOption,
     data_location,
     err,
     open_store,
@@ -29,6 +30,7 @@ def predict(
     into_store: Annotated[bool, typer.Option("--into-store", help="Also write the predictions into the store as a model source.")] = False,
     source: Annotated[str | None, typer.Option(help="Name of that model source (default: the run folder's name).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    no_verify: NoVerifyOption = False,
     db: DbOption = None,
 ) -> None:
     """Predict VA, AUs and expressions per frame; write predictions.csv and ABAW-format files.
@@ -46,7 +48,7 @@ def predict(
     data = data_location(data)
     if (data is None) == (video is None):
         raise typer.BadParameter("give exactly one of --data and --video")
-    df = predict_export(checkpoint, data, device=device) if data else predict_video(checkpoint, video, device=device)
+    df = predict_export(checkpoint, data, device=device, verify=not no_verify) if data else predict_video(checkpoint, video, device=device)
     vocab = df.attrs.get("vocabulary", {})
     au_names, classes = vocab.get("au_names", []), vocab.get("expressions", [])
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from affdata.splits import create_split, show_split
 from cli.common import DbOption, JsonOption, note, open_store, print_json, print_table
 
 app = typer.Typer(no_args_is_help=True, help="Create and inspect splits (train / val / test).")
@@ -31,6 +30,8 @@ def create(
         shares = [float(r) for r in ratios.split(",")]
     except ValueError:
         raise typer.BadParameter(f"--ratios must be numbers separated by commas, not {ratios!r}") from None
+    from affdata.splits import create_split, show_split
+
     store = open_store(db, create=True)
     result = create_split(store, name, by=by, ratios=shares, seed=seed, stratify=stratify,
                           parts=parts.split(",") if parts else None)
@@ -52,6 +53,8 @@ def show(
 
     Example: affdata split show official
     """
+    from affdata.splits import show_split
+
     info = show_split(open_store(db), name)
     if json:
         print_json(info)

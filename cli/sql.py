@@ -6,15 +6,15 @@ from typing import Annotated
 
 import typer
 
-from affdata.sql import DEFAULT_TIMEOUT_S, run_readonly
-from cli.common import DbOption, OutputFormat, open_store, print_rows
+from affdata.sql import DEFAULT_TIMEOUT_S
+from cli.common import DbOption, OutputFormat, note, print_rows
 
 
 def sql(
     query: Annotated[str, typer.Argument(help="One SELECT (or WITH ... SELECT) statement.")],
     db: DbOption = None,
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json.")] = OutputFormat.table,
-    limit: Annotated[int | None, typer.Option(help="Print at most this many rows.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Print at most this many rows (and say how many were left out).")] = None,
     timeout: Annotated[float, typer.Option(
         help="Cancel the query (on the server too) after this many seconds.", min=0.001)] = DEFAULT_TIMEOUT_S,
 ) -> None:
@@ -28,5 +28,9 @@ def sql(
 
     Example: affdata sql "SELECT video, COUNT(*) FROM frame_labels WHERE has_va = 1 GROUP BY video" -f csv
     """
-    result = run_readonly(open_store(db), query, limit=limit, timeout=timeout)
+    from affdata.sql import run_query
+
+    result = run_query(db, query, limit=limit, timeout=timeout)
     print_rows(result.columns, result.rows, format)
+    if result.left_out:
+        note(f"{result.left_out} more row{'s' if result.left_out != 1 else ''} left out by --limit {limit}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from affdata.stats import store_stats
 from cli.common import DbOption, JsonOption, open_store, print_json, print_table
 
 
@@ -11,6 +10,8 @@ def stats(db: DbOption = None, json: JsonOption = False) -> None:
 
     Example: affdata stats --json
     """
+    from affdata.stats import store_stats
+
     result = store_stats(open_store(db))
     if json:
         print_json(result.to_dict())

@@ -11,6 +11,7 @@ from cli.common import (
     DATA_HELP,
     CacheOption,
     CacheSizeOption,
+    NoVerifyOption,
     data_location,
     err,
     print_table,
@@ -50,6 +51,12 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(help="Also save last.pt every N steps (0: each epoch only).")] = 0,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in all (smoke runs).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where last.pt left it.")] = False,
+    no_verify: NoVerifyOption = False,
+    amp: Annotated[str, typer.Option(help="Mixed precision of the step: auto (bf16 for vgg on CUDA), bf16 or off.")] = "auto",
+    fused: Annotated[bool | None, typer.Option("--fused/--no-fused", help="Fused AdamW kernel (default: on CUDA).", show_default=False)] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (a minute of compilation first).")] = False,
+    augment_on: Annotated[str, typer.Option(help="Where flips and jitter run: auto (the GPU when training on CUDA), loader (the workers) or device.")] = "auto",
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC activations in the network.")] = True,
     cache: CacheOption = None,
     cache_size: CacheSizeOption = None,
     json: Annotated[bool, typer.Option("--json", help="Print the epoch records as JSON lines.")] = False,
@@ -71,16 +78,23 @@ def train(
 
         train_gan(data=data, out=out, val=val, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
                   workers=workers, threads=threads, seed=seed, checkpoint_every=checkpoint_every,
-                  max_steps=max_steps, resume=resume, json=json)
+                  max_steps=max_steps, resume=resume, json=json, verify=not no_verify)
         return
+    from affmodels.step import AMP, AUGMENT_ON
     from affmodels.train import TrainConfig
     from affmodels.train import train as run
+
+    if amp not in AMP:
+        raise typer.BadParameter(f"--amp must be one of {', '.join(AMP)}, not {amp!r}")
+    if augment_on not in AUGMENT_ON:
+        raise typer.BadParameter(f"--augment-on must be one of {', '.join(AUGMENT_ON)}, not {augment_on!r}")
 
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
                       pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
-                      checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume)
+                      checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify,
+                      amp=amp, fused=fused, compile=compile, augment_on=augment_on, channels_last=channels_last)
     rows = []
 
     def on_epoch(record) -> None:

@@ -66,7 +66,7 @@ def replace_detected(conn: Connection, video_id: int, tracks: Sequence[Track], s
     conn.execute(text("DELETE FROM face_box WHERE origin = 'detector' AND track_id IN "
                       "(SELECT id FROM track WHERE video_id = :v)"), {"v": video_id})
     unused = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t} x WHERE x.track_id = track.id)"
-                          for t in ("face_box", "va_label", "au_label", "expr_label"))
+                          for t in ("face_box", "va_label", "au_label", "expr_label", "campaign_item"))
     conn.execute(text(f"DELETE FROM track WHERE video_id = :v AND subject_id IS NULL AND {unused}"),
                  {"v": video_id})
     counts: dict[str, int] = {}

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text, update
 
+from affdata import materialized
 from affdata.bulk import insert_rows, upsert_ignore
 from affdata.db import Store
 from affdata.errors import ConfigError, NotFoundError
@@ -108,6 +109,8 @@ def build_consensus(store: Store, *, name: str = "consensus", sources: list[str]
         report.ties["au"], report.multi_rated["au"] = ties, multi
         conn.execute(update(LabelSource).where(LabelSource.id == cid).values(
             details={"sources": report.sources}, created_at=utcnow()))
+        materialized.labels_changed(conn, source_ids=[cid])
+        materialized.update_statistics(conn)
     return report
 
 

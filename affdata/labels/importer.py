@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, insert, text
 
+from affdata import materialized
 from affdata.bulk import insert_rows, upsert_ignore
 from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError, LabelFormatError
@@ -162,6 +163,9 @@ def import_labels(
         report.outcomes.append(outcome)
         if progress:
             progress(1)
+    if any(o.status in ("imported", "replaced") for o in report.outcomes):
+        with store.transaction() as conn:
+            materialized.update_statistics(conn)
     if as_split:
         if not abaw_files:
             raise ConfigError("--as-split needs an ABAW release folder (Training_Set / Validation_Set)")
@@ -204,7 +208,7 @@ def _source_id(conn: Connection, name: str, version: str, kind: str) -> int:
 
 def _existing(conn: Connection, source: str, version: str, key: str) -> Any:
     return conn.execute(text(
-        "SELECT i.id, i.sha256 FROM label_import i JOIN label_source s ON s.id = i.source_id "
+        "SELECT i.id, i.sha256, i.tasks FROM label_import i JOIN label_source s ON s.id = i.source_id "
         "WHERE s.name = :n AND s.version = :v AND i.key = :k"), {"n": source, "v": version, "k": key}).first()
 
 
@@ -315,8 +319,13 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
             raise LabelFormatError(path, f"changed since it was imported into source {source!r}; "
                                          "pass --replace to swap its labels for the new ones")
         source_id = _source_id(conn, source, version, kind)
+        touched: set[int] = set()
+        changed = set(tasks)
         if existing is not None:
+            changed |= set(filter(None, existing.tasks.split(",")))
             for table in ("va_label", "au_label", "expr_label"):
+                touched |= set(conn.execute(text(f"SELECT DISTINCT track_id FROM {table} WHERE import_id = :i"),
+                                            {"i": existing.id}).scalars())
                 conn.execute(text(f"DELETE FROM {table} WHERE import_id = :i"), {"i": existing.id})
             conn.execute(text("DELETE FROM label_import WHERE id = :i"), {"i": existing.id})
         import_id = conn.execute(insert(LabelImport).values(
@@ -324,9 +333,11 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
             tasks=",".join(tasks), length_policy=length_policy, n_lines=sum(t.n_lines for t, _ in tables),
             n_rows=0, details=details or {}, imported_at=utcnow()).returning(LabelImport.id)).scalar_one()
         for table, video_id in tables:
-            track_id = ensure_track(conn, video_id, table.track)
+            track_id = ensure_track(conn, video_id, table.track, consensus_rows=False)  # see labels_changed
+            touched.add(track_id)
             n_rows += _insert_table(conn, table, track_id, source_id, import_id)
         conn.execute(text("UPDATE label_import SET n_rows = :n WHERE id = :i"), {"n": n_rows, "i": import_id})
+        materialized.labels_changed(conn, source_ids=[source_id], track_ids=touched, tasks=changed)
     return ("replaced" if existing is not None else "imported"), n_rows
 
 

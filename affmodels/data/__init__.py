@@ -1,14 +1,16 @@
 """Streaming face crops and labels from an ``affdata export`` (docs/export-format.md).
 
 One concept per module: :mod:`~affmodels.data.manifest` (read and validate
-``meta/info.json``, version check, sha256), :mod:`~affmodels.data.order` (the epoch's order
-and how it is cut across ranks and workers), :mod:`~affmodels.data.balance` (task-balanced
-resampling), :mod:`~affmodels.data.reader` (row groups -> label arrays),
-:mod:`~affmodels.data.decode` (JPEG/raw -> uint8), :mod:`~affmodels.data.augment`,
-:mod:`~affmodels.data.collate` (the batch contract), :mod:`~affmodels.data.state` (state
-shared with workers), :mod:`~affmodels.data.dataset` (:class:`AffectStream`),
-:mod:`~affmodels.data.loader` (:func:`make_loader`), :mod:`~affmodels.data.weights`
-(:func:`loss_weights`).
+``meta/info.json``, version check), :mod:`~affmodels.data.verify` (each shard against its
+sha256, once per file version), :mod:`~affmodels.data.order` (the epoch's order and how it is
+cut across ranks and workers), :mod:`~affmodels.data.balance` (task-balanced resampling),
+:mod:`~affmodels.data.reader` (row groups -> label arrays), :mod:`~affmodels.data.pages`
+(where each image lies in a shard: zero-copy slices), :mod:`~affmodels.data.decode`
+(JPEG/raw -> uint8), :mod:`~affmodels.data.augment`, :mod:`~affmodels.data.collate` (the
+batch contract), :mod:`~affmodels.data.state` (state shared with workers),
+:mod:`~affmodels.data.handover` (batches from workers to the trainer in reused slots),
+:mod:`~affmodels.data.dataset` (:class:`AffectStream`), :mod:`~affmodels.data.loader`
+(:func:`make_loader`), :mod:`~affmodels.data.weights` (:func:`loss_weights`).
 
 Typical use::
 
@@ -36,6 +38,7 @@ from affmodels.data.errors import (
 from affmodels.data.loader import StreamLoader, make_loader
 from affmodels.data.manifest import FORMAT_VERSION, Manifest, load_manifest
 from affmodels.data.order import EpochOrder, Partition, partition
+from affmodels.data.verify import VerifyReport, verify_shards
 from affmodels.data.weights import LossWeightTensors, loss_weights
 
 __all__ = [
@@ -51,10 +54,12 @@ __all__ = [
     "ResumeError",
     "ShardError",
     "StreamLoader",
+    "VerifyReport",
     "balanced_counts",
     "collate_samples",
     "load_manifest",
     "loss_weights",
     "make_loader",
     "partition",
+    "verify_shards",
 ]

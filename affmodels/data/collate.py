@@ -3,9 +3,11 @@
 ``image`` uint8 (B, 3, H, W) -- a channels_last view of NHWC storage, so decoding writes
 pixels in place and the model's channels_last conversion is free; ``va`` float32 (B, 2),
 ``va_mask`` bool (B,), ``au`` float32 (B, K), ``au_mask`` bool (B, K), ``expr`` int64 (B,)
-(-1 where missing), ``expr_mask`` bool (B,); ids: ``video`` / ``track`` list[str], ``frame``
-and ``row`` (global row index in the export) int64 (B,). Inside a DataLoader worker the image
-storage is allocated in shared memory up front, so handing the batch over copies nothing.
+(-1 where missing), ``expr_mask`` bool (B,); ids: ``video`` / ``track`` list[str], ``frame``,
+``row`` (global row index in the export) and ``position`` (place in the epoch's sequence: the
+key of the sample's augmentation, see :meth:`affmodels.data.augment.Augment.apply_torch`) int64
+(B,). Inside a DataLoader worker the image storage is allocated in shared memory up front (or
+reused: :mod:`affmodels.data.handover`), so handing the batch over copies nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from torch.utils.data import get_worker_info
 
 from affmodels.data.reader import Block
 
-LABELS = ("va", "va_mask", "au", "au_mask", "expr", "expr_mask", "frame", "row")
+LABELS = ("va", "va_mask", "au", "au_mask", "expr", "expr_mask", "frame", "row", "position")
 
 
-def _empty_uint8(shape: tuple[int, ...], shared: bool) -> Tensor:
+def empty_uint8(shape: tuple[int, ...], shared: bool) -> Tensor:
     if shared:
         try:  # what default_collate does: allocate in shared memory instead of copying there later
             storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
@@ -33,10 +35,12 @@ def _empty_uint8(shape: tuple[int, ...], shared: bool) -> Tensor:
     return torch.empty(shape, dtype=torch.uint8)
 
 
-def empty_batch(n: int, size: int, k: int, *, shared: bool | None = None) -> dict[str, Any]:
-    """An unfilled batch of ``n`` samples; ``shared`` defaults to "inside a DataLoader worker"."""
+def empty_batch(n: int, size: int, k: int, *, shared: bool | None = None,
+                image: Tensor | None = None) -> dict[str, Any]:
+    """An unfilled batch of ``n`` samples; ``shared`` defaults to "inside a DataLoader worker";
+    ``image``: an (n, size, size, 3) uint8 buffer to decode into instead of a new one."""
     shared = get_worker_info() is not None if shared is None else shared
-    nhwc = _empty_uint8((n, size, size, 3), shared)
+    nhwc = empty_uint8((n, size, size, 3), shared) if image is None else image
     return {
         "image": nhwc.permute(0, 3, 1, 2),
         "va": torch.empty((n, 2), dtype=torch.float32),
@@ -47,6 +51,7 @@ def empty_batch(n: int, size: int, k: int, *, shared: bool | None = None) -> dic
         "expr_mask": torch.empty(n, dtype=torch.bool),
         "frame": torch.empty(n, dtype=torch.int64),
         "row": torch.empty(n, dtype=torch.int64),
+        "position": torch.empty(n, dtype=torch.int64),
         "video": [""] * n,
         "track": [""] * n,
     }
@@ -57,16 +62,18 @@ def pixels(batch: Mapping[str, Any]) -> np.ndarray:
     return batch["image"].permute(0, 2, 3, 1).numpy()
 
 
-def fill_labels(batch: dict[str, Any], at: int, block: Block, index: np.ndarray) -> None:
-    """Write ``block``'s rows ``index`` into batch slots ``at:at + len(index)``."""
+def fill_labels(batch: dict[str, Any], at: int, block: Block, index: np.ndarray, positions: np.ndarray) -> None:
+    """Write ``block``'s rows ``index`` (at sequence ``positions``) into slots ``at:at + len(index)``."""
     sl = slice(at, at + len(index))
-    for key in LABELS:
-        batch[key].numpy()[sl] = getattr(block, "rows" if key == "row" else key)[index]
+    for key in LABELS[:-2]:
+        batch[key].numpy()[sl] = getattr(block, key)[index]
+    batch["row"].numpy()[sl] = block.rows[index]
+    batch["position"].numpy()[sl] = positions
     batch["video"][sl] = block.video[index].tolist()
     batch["track"][sl] = block.track[index].tolist()
 
 
-def sample_from(block: Block, j: int, image: np.ndarray) -> dict[str, Any]:
+def sample_from(block: Block, j: int, image: np.ndarray, position: int) -> dict[str, Any]:
     """One sample (per-sample mode): tensors of the batch contract without the batch axis."""
     return {
         "image": torch.from_numpy(image).permute(2, 0, 1),
@@ -78,6 +85,7 @@ def sample_from(block: Block, j: int, image: np.ndarray) -> dict[str, Any]:
         "expr_mask": torch.tensor(bool(block.expr_mask[j])),
         "frame": torch.tensor(int(block.frame[j])),
         "row": torch.tensor(int(block.rows[j])),
+        "position": torch.tensor(int(position)),
         "video": str(block.video[j]),
         "track": str(block.track[j]),
     }
@@ -101,4 +109,4 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-__all__ = ["LABELS", "collate_samples", "empty_batch", "fill_labels", "pixels", "sample_from"]
+__all__ = ["LABELS", "collate_samples", "empty_batch", "empty_uint8", "fill_labels", "pixels", "sample_from"]

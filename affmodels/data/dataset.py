@@ -4,7 +4,8 @@ IterableDataset.
 Each (rank, worker) reads its contiguous span of the epoch's sequence (see
 :mod:`affmodels.data.order`) window by window: the window's row groups are read whole, then
 its samples are decoded, in the sequence's order, straight into a preallocated batch (or one
-sample at a time when ``batch_size`` is None). The state is (epoch, samples consumed
+sample at a time when ``batch_size`` is None); in a DataLoader worker that batch is one of the
+worker's reusable shared-memory slots (:mod:`affmodels.data.handover`). The state is (epoch, samples consumed
 globally); on resume each worker works out from it how many of its own samples the trainer
 already had (:meth:`Partition.worker_skip`) and starts after them, so the samples after a
 resume are exactly those an uninterrupted run would have produced, augmentations included.
@@ -26,10 +27,11 @@ from affmodels.data.balance import TASKS, balanced_counts, check_weights
 from affmodels.data.collate import empty_batch, fill_labels, pixels, sample_from
 from affmodels.data.decode import decode_into
 from affmodels.data.errors import ResumeError, ShardError
+from affmodels.data.handover import SlotPool, pack
 from affmodels.data.manifest import Manifest, load_manifest
 from affmodels.data.order import EpochOrder, Partition, block_layout, partition
 from affmodels.data.reader import Block, ShardReader, concat_blocks
-from affmodels.data.state import SharedState
+from affmodels.data.state import MAX_WORKERS, SharedState
 
 
 def dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -55,7 +57,9 @@ class AffectStream(IterableDataset):
     the default 32 mixes about a hundred video segments per window: with 4, batches came from a
     dozen videos and balanced sampling redrew the same few AU and expression frames, and the
     network did not learn on the synthetic data
-    per worker). ``drop_last``: drop the epoch's tail instead of padding it by repetition.
+    per worker). ``verify``: check each shard's sha256 against the manifest, once per file
+    version (:mod:`affmodels.data.verify`; a corrupted shard is a :class:`ShardError`).
+    ``drop_last``: drop the epoch's tail instead of padding it by repetition.
     ``balance``: task weights for balanced resampling (:mod:`affmodels.data.balance`).
     ``rank``/``world_size``: default to torch.distributed, then $RANK/$WORLD_SIZE; they are
     resolved here, so build the dataset after ``init_process_group``.
@@ -63,7 +67,7 @@ class AffectStream(IterableDataset):
 
     def __init__(self, path: str | Path, *, seed: int = 0, shuffle: bool = True,
                  batch_size: int | None = None, drop_last: bool = False, window: int = 32,
-                 verify: bool = False, augment: Augment | None = None,
+                 verify: bool = True, augment: Augment | None = None,
                  balance: Mapping[str, float] | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:
         super().__init__()
@@ -94,6 +98,8 @@ class AffectStream(IterableDataset):
         self._base = 0  # samples (global) consumed before this process's current iteration
         self._yielded = 0  # samples (this rank) yielded by in-process iteration since then
         self._order: EpochOrder | None = None
+        self._pool: SlotPool | None = None  # a worker's image slots (made in the worker)
+        self._reader: ShardReader | None = None  # a worker's open shards (made in the worker)
 
     # -------------------------------------------------------------- what the trainer needs
 
@@ -227,7 +233,13 @@ class AffectStream(IterableDataset):
     def _windows(self, order: EpochOrder, start: int, stop: int) -> Iterator[tuple[int, np.ndarray, Block]]:
         """``(position, local indices, window block)``: each piece of the span with its row groups
         loaded (at most ``window`` held; the previous window's are dropped before reading)."""
-        reader = ShardReader(self.manifest)
+        worker = get_worker_info() is not None
+        if worker:  # a worker keeps its files open (and checked) from epoch to epoch
+            if self._reader is None:
+                self._reader = ShardReader(self.manifest)
+            reader = self._reader
+        else:
+            reader = ShardReader(self.manifest)
         held: dict[int, Block] = {}
         b = self.blocks
         try:
@@ -240,38 +252,51 @@ class AffectStream(IterableDataset):
                 win = concat_blocks([held[i] for i in ids])
                 yield pos, np.searchsorted(win.rows, rows), win
         finally:
-            reader.close()
+            if not worker:
+                reader.close()
 
-    def _decode(self, win: Block, local: np.ndarray, out: np.ndarray, epoch: int,
-                positions: np.ndarray) -> None:
+    def _decode(self, win: Block, local: np.ndarray, out: np.ndarray) -> None:
+        """Decode rows ``local`` of ``win`` into ``out`` (one C call a sample; no other Python per sample)."""
         enc = self.manifest.encoding
-        for slot, j in enumerate(local):
+        for slot, data in enumerate(win.images.slices(local)):
             try:
-                decode_into(win.images[j], out[slot], enc)
+                decode_into(data, out[slot], enc)
             except (ValueError, RuntimeError) as e:
+                j = local[slot]
                 raise ShardError(f"{self.manifest.root}: row {win.rows[j]} ({win.video[j]} frame "
                                  f"{win.frame[j]}): cannot decode its image ({e})") from e
-        if self.augment is not None:
-            self.augment.apply(out, self.seed, epoch, positions)
+
+    def _slots(self) -> SlotPool | None:
+        """This worker's reusable image buffers, when its loader takes packed batches."""
+        info = get_worker_info()
+        if info is None or not self._state.handover or not self.batch_size or info.id >= MAX_WORKERS:
+            return None
+        if self._pool is None:
+            self._pool = SlotPool(self._state, info.id, self.batch_size, self.image_size)
+        return self._pool
 
     def _batches(self, order: EpochOrder, start: int, stop: int) -> Iterator[dict[str, Any]]:
         bs, size, k = self.batch_size or 1, self.image_size, self.n_aus
+        pool = self._slots()
         batch: dict[str, Any] | None = None
+        lease = None
         filled = n = 0
         for pos, local, win in self._windows(order, start, stop):
             i = 0
             while i < len(local):
                 if batch is None:
                     n = min(bs, stop - (pos + i))
-                    batch, filled = empty_batch(n, size, k), 0
+                    image, lease = pool.take(n) if pool is not None else (None, None)
+                    batch, filled = empty_batch(n, size, k, image=image), 0
                 take = min(n - filled, len(local) - i)
                 idx = local[i:i + take]
-                fill_labels(batch, filled, win, idx)
-                self._decode(win, idx, pixels(batch)[filled:filled + take], order.epoch,
-                             np.arange(pos + i, pos + i + take))
+                fill_labels(batch, filled, win, idx, np.arange(pos + i, pos + i + take))
+                self._decode(win, idx, pixels(batch)[filled:filled + take])
                 filled, i = filled + take, i + take
                 if filled == n:
-                    yield batch
+                    if self.augment is not None:  # once per batch, vectorised
+                        self.augment.apply(pixels(batch), self.seed, order.epoch, batch["position"].numpy())
+                    yield pack(batch, lease) if pool is not None else batch
                     batch = None
 
     def _samples(self, order: EpochOrder, start: int, stop: int) -> Iterator[dict[str, Any]]:
@@ -279,8 +304,10 @@ class AffectStream(IterableDataset):
         for pos, local, win in self._windows(order, start, stop):
             for i, j in enumerate(local):
                 img = np.empty((1, size, size, 3), dtype=np.uint8)
-                self._decode(win, local[i:i + 1], img, order.epoch, np.array([pos + i]))
-                yield sample_from(win, int(j), img[0])
+                self._decode(win, local[i:i + 1], img)
+                if self.augment is not None:
+                    self.augment.apply(img, self.seed, order.epoch, np.array([pos + i]))
+                yield sample_from(win, int(j), img[0], pos + i)
 
 
 __all__ = ["AffectStream", "dist_info"]

@@ -17,7 +17,7 @@ def decode_into(data: bytes, out: np.ndarray, encoding: str) -> None:
         img = simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out)
         if img.shape != out.shape:
             raise ValueError(f"JPEG of shape {img.shape}, expected {out.shape} (the manifest's size)")
-        if img.ctypes.data != out.ctypes.data:  # a simplejpeg that ignored the buffer
+        if img is not out and img.base is not out:  # a simplejpeg that ignored the buffer
             out[...] = img
     elif encoding == "raw":
         if len(data) != out.size:

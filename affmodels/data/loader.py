@@ -3,7 +3,10 @@
 Defaults from measurements on a 2-core machine (/work/shared/MEASUREMENTS.md): each worker
 runs ``torch.set_num_threads(1)`` (two loaders with torch's default threads fell from ~20,900
 to ~1,800 samples/s), workers persist across epochs (the dataset's epoch and resume point reach
-them through shared memory), and memory is pinned only when CUDA is there to use it.
+them through shared memory), and memory is pinned only when CUDA is there to use it. With
+workers and a batching stream, batches arrive packed (labels as numpy, pixels in a worker's
+reusable shared-memory slot) and :class:`~affmodels.data.handover.Receiver` unpacks them and
+frees each slot once nothing refers to its batch.
 
 Never import decord in this package: decord imported before torch hangs DataLoader workers.
 """
@@ -21,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from affmodels.data.collate import collate_samples
 from affmodels.data.dataset import AffectStream
+from affmodels.data.handover import Receiver
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ class StreamLoader(DataLoader):
     def __init__(self, dataset: AffectStream, *, stream_batch: int, **kwargs: Any) -> None:
         super().__init__(dataset, **kwargs)
         self.stream_batch = stream_batch
+        #: workers send packed batches in reusable image slots (affmodels.data.handover)
+        self.packed = self.num_workers > 0 and dataset.batch_size is not None
+        self._receive = Receiver(dataset._state)
         self._base = 0
         self._count = 0  # samples of this rank delivered since _base
         self._epoch = dataset.epoch  # the epoch _base and _count belong to
@@ -66,9 +73,11 @@ class StreamLoader(DataLoader):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         ds: AffectStream = self.dataset
-        ds._state.set(loader_batch=self.stream_batch)
+        ds._state.set(loader_batch=self.stream_batch, handover=int(self.packed))
         self._base, self._count, self._epoch = ds._state.resume, 0, ds.epoch
         for batch in super().__iter__():
+            if self.packed:
+                batch = self._receive(batch)
             self._count += len(batch["row"])
             yield batch
         ds._state.set(resume=0)  # epoch finished: a new iteration starts from the top

@@ -9,7 +9,6 @@ positive rates) is exposed here, so no training code parses the JSON itself.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from affmodels.data.errors import ExportError, FormatVersionError, ShardError
+from affmodels.data.verify import sha256_file, verify_shards
 
 FORMAT = "affdata-export"
 FORMAT_VERSION = 1  # the version this reader implements
@@ -102,7 +102,8 @@ def load_manifest(path: str | Path, *, verify: bool = False, check: bool = True)
     ``check=False`` skips the shard checks (the remote reader's manifest, shards not here yet).
 
     Always checks that each shard exists with the recorded byte size (a stat, no reading);
-    ``verify=True`` also hashes every shard and compares with the recorded sha256.
+    ``verify=True`` also compares each shard with its recorded sha256, hashing only shards
+    that no cache has seen verified at their current size and mtime (:mod:`affmodels.data.verify`).
     """
     if "://" in str(path):
         from affmodels.data.remote import is_remote, open_remote
@@ -167,16 +168,9 @@ def load_manifest(path: str | Path, *, verify: bool = False, check: bool = True)
     return manifest
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_shards(manifest: Manifest, *, verify: bool = False) -> None:
-    """Every shard exists with its recorded size; with ``verify`` also its recorded sha256."""
+    """Every shard exists with its recorded size; with ``verify`` also its recorded sha256
+    (hashed once per file version: :func:`affmodels.data.verify.verify_shards`)."""
     for i, s in enumerate(manifest.shards):
         path = manifest.shard_path(i)
         try:
@@ -186,11 +180,8 @@ def check_shards(manifest: Manifest, *, verify: bool = False) -> None:
         if size != s.bytes:
             raise ShardError(f"shard {s.path} is {size} bytes but the manifest records {s.bytes}: "
                              "truncated or replaced since the export")
-        if verify:
-            digest = sha256_file(path)
-            if digest != s.sha256:
-                raise ShardError(f"shard {s.path} fails verification: sha256 {digest} but the "
-                                 f"manifest records {s.sha256}")
+    if verify:
+        verify_shards(manifest)
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Manifest", "ShardEntry", "check_shards", "check_version",

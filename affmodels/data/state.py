@@ -2,8 +2,10 @@
 
 Persistent workers keep the dataset object they were started with, so ``set_epoch`` and
 ``load_state_dict`` called in the main process must reach them through shared memory: a
-5-int ``RawArray`` (epoch, samples to skip, the world size and workers that produced them,
-the loader's batch size). Pickled outside process spawning (``copy.deepcopy``, a plain
+6-int ``RawArray`` (epoch, samples to skip, the world size and workers that produced them,
+the loader's batch size, and whether the loader takes packed batches with reusable image slots:
+:mod:`affmodels.data.handover`), and beside it the owner token of each worker's image slot (who
+may reuse it: set by the worker that sends the slot, cleared by the trainer when it lets go). Pickled outside process spawning (``copy.deepcopy``, a plain
 ``pickle.dumps``) it becomes a detached copy instead of failing. The array lives in an
 anonymous, already-unlinked mapping: nothing is left in /dev/shm after a crash.
 """
@@ -14,13 +16,22 @@ import multiprocessing as mp
 from multiprocessing.context import get_spawning_popen
 from typing import Any
 
-_FIELDS = ("epoch", "resume", "resume_world", "resume_workers", "loader_batch")
+import numpy as np
+
+_FIELDS = ("epoch", "resume", "resume_world", "resume_workers", "loader_batch", "handover")
+MAX_WORKERS = 64  # DataLoader workers with reusable image slots (more: one-off buffers)
+SLOTS = 8  # reusable image slots per worker
 
 
 class SharedState:
-    def __init__(self, values: tuple[int, ...] = (0, 0, 0, 0, 0)) -> None:
+    def __init__(self, values: tuple[int, ...] | None = None) -> None:
         self._arr = mp.RawArray("q", len(_FIELDS))
-        self._arr[:] = list(values)
+        self._arr[:] = list(values) if values is not None else [0] * len(_FIELDS)
+        self._tokens = mp.RawArray("q", MAX_WORKERS * SLOTS)
+
+    def slot_tokens(self, worker: int) -> np.ndarray:
+        """The (SLOTS,) int64 owner tokens of ``worker``'s image slots, in shared memory (0: free)."""
+        return np.frombuffer(self._tokens, np.int64)[worker * SLOTS:(worker + 1) * SLOTS]
 
     def __getattr__(self, name: str) -> int:
         if name in _FIELDS:
@@ -35,14 +46,14 @@ class SharedState:
 
     def __reduce__(self) -> tuple[Any, ...]:
         if get_spawning_popen() is not None:  # to a worker process: share the memory
-            return (_attach, (self._arr,))
+            return (_attach, (self._arr, self._tokens))
         return (SharedState, (tuple(self._arr),))  # anywhere else: a detached copy
 
 
-def _attach(arr: Any) -> SharedState:
+def _attach(arr: Any, tokens: Any) -> SharedState:
     state = SharedState.__new__(SharedState)
-    state._arr = arr
+    state._arr, state._tokens = arr, tokens
     return state
 
 
-__all__ = ["SharedState"]
+__all__ = ["MAX_WORKERS", "SLOTS", "SharedState"]

@@ -89,6 +89,8 @@ class GanTrainConfig:
     checkpoint_every: int = 0
     max_steps: int | None = None
     resume: bool = False
+    #: check each shard against the manifest's sha256 (once per file version)
+    verify: bool = True
 
 
 class Recognizer(nn.Module):
@@ -191,7 +193,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
     out = Path(cfg.out)
     check_run_folder(out, cfg.resume)
     stream = AffectStream(cfg.data, seed=cfg.seed, shuffle=True, batch_size=cfg.batch_size,
-                          augment=Augment() if cfg.augment else None)
+                          augment=Augment() if cfg.augment else None, verify=cfg.verify)
     k, c = stream.n_aus, stream.n_classes
     gcfg = GeneratorConfig(n_aus=k, n_classes=c, width=cfg.g_width)
     dcfg = DiscriminatorConfig(n_aus=k, n_classes=c, width=cfg.d_width, norm=cfg.d_norm)
@@ -284,7 +286,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         record = EpochRecord(epoch=epoch, step=step, lr=cfg.lr_g, train=totals.means(),
                              seconds=round(seconds, 2), samples_per_s=round(totals.samples / max(seconds, 1e-9), 1))
         if cfg.val:
-            metrics = evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device)
+            metrics = evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device,
+                                     verify=cfg.verify)
             record.val = {key: v for key, v in metrics.items() if isinstance(v, (int, float))}
         history.append(record)
         current = score(record.val) if record.val else -record.train.get("g_loss", 0.0)

@@ -98,3 +98,10 @@ def test_db_current_reports_head(tmp_path: Path) -> None:
     _run("db", "upgrade", "--db", str(tmp_path / "x.db"), cwd=tmp_path)
     info = json.loads(_run("db", "current", "--json", "--db", str(tmp_path / "x.db"), cwd=tmp_path).stdout)
     assert info["up_to_date"] and info["current"] == info["head"]
+
+
+def test_sql_limit_reports_the_rows_left_out(tmp_path: Path) -> None:
+    result = _run("sql", "SELECT id FROM expression ORDER BY id", "-f", "csv", "--limit", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["id", "0", "1"]
+    assert "7 more rows left out by --limit 2" in result.stderr

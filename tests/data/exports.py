@@ -42,6 +42,12 @@ def schema(k: int) -> pa.Schema:
     ])
 
 
+#: how affdata's exporter writes shards (affdata/export/shards.py): images uncompressed, PLAIN,
+#: data pages v1; what the reader's zero-copy image path (affmodels.data.pages) handles
+AFFDATA_WRITER = {"compression": {n: ("NONE" if n == "image" else "ZSTD") for n in schema(3).names},
+                  "use_dictionary": ["video", "track", "subject"], "data_page_version": "1.0"}
+
+
 @dataclass
 class Export:
     root: Path
@@ -55,7 +61,9 @@ class Export:
 def write_export(root: Path, *, videos: int = 6, frames: int = 40, size: int = 16,
                  shard_size: int = 64, row_group_size: int = 16, encoding: str = "jpeg",
                  format_version: int = 1, va_rate: float = 0.8, au_rate: float = 0.25,
-                 expr_rate: float = 0.15, seed: int = 0) -> Export:
+                 expr_rate: float = 0.15, seed: int = 0, writer: dict | None = None) -> Export:
+    """``writer``: ParquetWriter options (default pyarrow's: snappy everywhere); affdata's own
+    writer stores the image column uncompressed, see :data:`AFFDATA_WRITER`."""
     g = np.random.default_rng(seed)
     n, k, c = videos * frames, len(AU_NAMES), len(EXPRESSIONS)
     video = np.repeat([f"vid{v:02d}" for v in range(videos)], frames)
@@ -102,7 +110,7 @@ def write_export(root: Path, *, videos: int = 6, frames: int = 40, size: int = 1
     for s, a in enumerate(range(0, n, shard_size)):
         rel = f"data/shard-{s:05d}.parquet"
         part = table.slice(a, shard_size)
-        with pq.ParquetWriter(root / rel, sch) as w:
+        with pq.ParquetWriter(root / rel, sch, **(writer or {})) as w:
             for g0 in range(0, len(part), row_group_size):
                 w.write_table(part.slice(g0, row_group_size), row_group_size=row_group_size)
         blob = (root / rel).read_bytes()

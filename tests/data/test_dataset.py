@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from itertools import islice
@@ -226,3 +227,100 @@ def test_arguments_are_validated(export: Export) -> None:
 def test_package_never_imports_decord() -> None:
     code = "import sys, affmodels.data; assert 'decord' not in sys.modules, 'decord imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_augmentation_on_the_device_equals_the_loaders(export: Export) -> None:
+    aug = Augment(hflip=0.5, scale=(0.6, 1.0), brightness=0.2, contrast=0.2)
+    plain = next(iter(AffectStream(export.root, batch_size=64, seed=7)))
+    in_loader = next(iter(AffectStream(export.root, batch_size=64, seed=7, augment=aug)))
+    on_device = aug.apply_torch(plain["image"], 7, 0, plain["position"])
+    assert torch.equal(on_device, in_loader["image"]) and not torch.equal(on_device, plain["image"])
+    assert on_device.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain["position"], torch.arange(64))  # the first batch of the sequence
+
+
+def _storage_inode(t: torch.Tensor) -> int:
+    fd, _ = t.untyped_storage()._share_fd_cpu_()
+    return os.fstat(fd).st_ino
+
+
+def test_workers_reuse_image_slots_once_the_trainer_lets_go(export: Export) -> None:
+    ds = AffectStream(export.root, batch_size=8, seed=2)
+    loader = make_loader(ds, 8, workers=2)
+    inodes, rows = set(), []
+    for batch in loader:  # 30 batches, each dropped before the next is asked for
+        inodes.add(_storage_inode(batch["image"]))
+        rows.append(batch["row"].numpy().copy())
+        assert np.array_equal(batch["image"].permute(0, 2, 3, 1).numpy(), export.pixels[batch["row"].numpy()])
+    assert len(rows) == 30 and sorted(np.concatenate(rows)) == list(range(export.rows))
+    assert len(inodes) <= 2 * 6  # a few slots per worker, not one buffer per batch
+
+
+def test_batches_the_trainer_keeps_are_never_overwritten(export: Export) -> None:
+    ds = AffectStream(export.root, batch_size=8, seed=2)
+    loader = make_loader(ds, 8, workers=2)  # persistent workers: the same slots every epoch
+    kept = list(loader)  # 30 batches held at once: more than the slots
+    for b in kept:
+        assert np.array_equal(b["image"].permute(0, 2, 3, 1).numpy(), export.pixels[b["row"].numpy()])
+    views = [b["image"][:2] for b in kept]  # a view keeps its slot busy too
+    rows = [b["row"].numpy() for b in kept]
+    del kept, b
+    for epoch in (1, 2):  # the same workers go on decoding while the views are alive
+        ds.set_epoch(epoch)
+        assert sum(len(b["row"]) for b in loader) == export.rows
+    for v, r in zip(views, rows):
+        assert np.array_equal(v.permute(0, 2, 3, 1).numpy(), export.pixels[r[:2]])
+
+
+def test_images_are_read_from_the_mapped_pages_where_the_layout_allows(export: Export, plain_export: Export,
+                                                                        tmp_path) -> None:
+    from affmodels.data.manifest import load_manifest
+    from affmodels.data.pages import _PAGE_HEADER, _struct
+    from affmodels.data.reader import ShardReader
+    from tests.data.exports import AFFDATA_WRITER, write_export
+
+    def fast(root) -> bool:
+        reader = ShardReader(load_manifest(root))
+        reader._file(0)
+        return reader._pages[0] is not None
+
+    v2 = write_export(tmp_path / "v2", videos=2, frames=30, writer={**AFFDATA_WRITER, "data_page_version": "2.0"})
+    assert fast(plain_export.root) and not fast(export.root) and not fast(v2.root)  # snappy, v2 pages: Arrow
+    # many small pages per row group, with checksums and statistics in their headers
+    paged = write_export(tmp_path / "paged", videos=2, frames=30, row_group_size=20,
+                         writer={**AFFDATA_WRITER, "data_page_size": 2000, "write_batch_size": 1,
+                                 "write_page_checksum": True, "write_statistics": True})
+    shard = paged.root / "data" / "shard-00000.parquet"
+    chunk = pq.ParquetFile(shard).metadata.row_group(0).column(6)
+    blob, pos, pages = memoryview(shard.read_bytes()), chunk.data_page_offset, 0
+    while pos < chunk.data_page_offset + chunk.total_compressed_size:
+        header, pos = _struct(blob, pos, _PAGE_HEADER)
+        pos, pages = pos + header["compressed_size"], pages + 1
+    assert pages > 3 and fast(paged.root)
+    for b in AffectStream(paged.root, batch_size=8, seed=3):
+        _check_contract(b, paged, _parquet(paged))
+    ref = _parquet(plain_export)
+    for ds in (AffectStream(plain_export.root, batch_size=32, seed=1), AffectStream(v2.root, batch_size=16)):
+        batches = list(ds)
+        e = plain_export if ds.manifest.root == plain_export.root else v2
+        for b in batches:
+            _check_contract(b, e, ref if e is plain_export else _parquet(e))
+        assert sorted(_rows(batches)) == list(range(e.rows))
+    two = list(make_loader(AffectStream(plain_export.root, batch_size=16, seed=5), 16, workers=2))
+    assert sorted(_rows(two)) == list(range(plain_export.rows))
+    for b in two:
+        _check_contract(b, plain_export, ref)
+
+
+def test_a_late_release_never_frees_a_slot_that_new_workers_reuse(export: Export) -> None:
+    ds = AffectStream(export.root, batch_size=8, seed=2)
+    loader = make_loader(ds, 8, workers=2, persistent=False)  # new workers (and slots) each epoch
+    old = list(loader)  # epoch 0's batches, held: their slots stay taken
+    ds.set_epoch(1)
+    it = iter(loader)
+    kept = [next(it) for _ in range(4)]  # the new workers took the same slot numbers
+    del old  # released late: must not free the new workers' slots of the same numbers
+    kept += list(it)
+    assert len(kept) == 30
+    for b in kept:
+        assert np.array_equal(b["image"].permute(0, 2, 3, 1).numpy(), export.pixels[b["row"].numpy()])

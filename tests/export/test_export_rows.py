@@ -11,6 +11,7 @@ import simplejpeg
 import sqlalchemy as sa
 from PIL import Image
 
+from affdata import materialized
 from affdata.db import Store
 from affdata.export import export_part
 from affdata.sql import run_readonly
@@ -146,6 +147,7 @@ def test_tasks_subset_and_named_source(loaded: Store, tmp_path: Path) -> None:
             "SELECT track_id, frame_idx, valence FROM va_label ORDER BY track_id, frame_idx LIMIT 1")).one()
         conn.execute(sa.text("INSERT INTO va_label (track_id, frame_idx, source_id, valence, arousal) "
                              "VALUES (:t, :f, :s, 1.0, 1.0)"), {"t": track, "f": frame, "s": src})
+        materialized.refresh(conn, [track])  # label rows written by hand, not through a library writer
         video, track_name = conn.execute(sa.text(
             "SELECT v.name, t.name FROM track t JOIN video v ON v.id = t.video_id WHERE t.id = :t"), {"t": track}).one()
         part = conn.execute(sa.text("SELECT part FROM split_assignment a JOIN track t ON t.video_id = a.video_id "

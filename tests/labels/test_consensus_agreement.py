@@ -13,7 +13,7 @@ from affdata.labels.agreement import agreement, ccc, cohen_kappa, fleiss_kappa, 
 from affdata.labels.consensus import build_consensus
 from affdata.schema import AULabel, ExprLabel, VALabel
 from affdata.sql import run_readonly
-from tests.store.test_store import make_source, make_video
+from tests.store.test_store import make_source, make_video, rebuild
 
 
 def test_icc_matches_shrout_and_fleiss() -> None:
@@ -56,6 +56,7 @@ def annotated(store: Store) -> tuple[Store, int, list[int]]:
                 s.add(VALabel(track_id=track, frame_idx=f, source_id=src, valence=va[src][f], arousal=-va[src][f]))
                 s.add(ExprLabel(track_id=track, frame_idx=f, source_id=src, expr_id=expr[src][f]))
                 s.add(AULabel(track_id=track, frame_idx=f, source_id=src, au_id=12, present=au12[src][f]))
+    rebuild(store)
     return store, track, [a, b, c]
 
 

@@ -18,7 +18,7 @@ from affdata.schema import (
     Video,
 )
 from affdata.sql import run_readonly
-from tests.store.test_store import make_source, make_video
+from tests.store.test_store import make_source, make_video, rebuild
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 QUERIES = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
@@ -51,6 +51,7 @@ def labelled(store: Store) -> Store:
             AULabel(track_id=track, frame_idx=0, source_id=m, au_id=12, present=1),
             ExprLabel(track_id=track, frame_idx=2, source_id=a, expr_id=6),
         ])
+    rebuild(store)
     return store
 
 

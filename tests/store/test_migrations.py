@@ -26,7 +26,20 @@ EXPECTED_TABLES = {
 def test_single_head() -> None:
     heads = migrate.script_directory().get_heads()
     assert len(heads) == 1, heads
+    # the store check reads the history from the files without Alembic: it must be Alembic's
     assert migrate.head_revision() == heads[0]
+    walked = {s.revision: tuple(s._all_down_revisions) for s in migrate.script_directory().walk_revisions()}
+    assert migrate.revisions() == walked
+
+
+def test_a_second_head_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrate.migrations_dir(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "versions" / "9998_side.py").write_text(
+        'revision = "9998"\ndown_revision = "0001"\ndef upgrade():\n    pass\n')
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: folder)
+    with pytest.raises(StoreError, match="2 heads"):
+        migrate.head_revision()
 
 
 def _drift(engine: sa.Engine) -> list:
@@ -127,3 +140,70 @@ def test_foreign_database_is_not_taken_over(empty_db_url: str) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="not an affdata store"):
         Store(empty_db_url)
+
+
+def _fill_at_0001(store: Store) -> None:
+    """Videos, tracks and labels of every kind of source, written as a 0001 store held them."""
+    with store.transaction() as conn:
+        def one(sql: str, **p: object) -> int:
+            return conn.execute(sa.text(sql), p).scalar_one()
+
+        sources = {name: one("INSERT INTO label_source (kind, name, version, created_at) "
+                             "VALUES (:k, :n, '', CURRENT_TIMESTAMP) RETURNING id", k=kind, n=name)
+                   for name, kind in (("a", "annotator"), ("b", "dataset"), ("m", "model"), ("c", "consensus"))}
+        for v in range(2):
+            vid = one("INSERT INTO video (name, path, kind, content_hash, size_bytes, container, codec, decoder, "
+                      "fps_num, fps_den, frame_count, width, height, sar_num, sar_den, duration_s, is_vfr, "
+                      "ingested_at) VALUES (:n, '/x', 'file', :h, 1, 'mp4', 'h264', 'pyav', 25, 1, 6, 8, 8, 1, 1, "
+                      "0.24, false, CURRENT_TIMESTAMP) RETURNING id", n=f"v{v}", h=str(v) * 64)
+            for f in range(6):
+                conn.execute(sa.text("INSERT INTO frame (video_id, idx, pts_s, present) VALUES (:v, :f, :p, :x)"),
+                             {"v": vid, "f": f, "p": f / 25, "x": f != 5})
+            for track in ("left", "right"):
+                tid = one("INSERT INTO track (video_id, name) VALUES (:v, :t) RETURNING id", v=vid, t=track)
+                for f in range(5):
+                    for name, src in sources.items():
+                        if (f + len(name) + tid) % 3 == 0:
+                            continue
+                        value = ((f * 7 + src * 3 + tid) % 9 - 4) / 5
+                        conn.execute(sa.text("INSERT INTO va_label (track_id, frame_idx, source_id, valence, arousal) "
+                                             "VALUES (:t, :f, :s, :v, :a)"), {"t": tid, "f": f, "s": src, "v": value, "a": -value})
+                        conn.execute(sa.text("INSERT INTO expr_label (track_id, frame_idx, source_id, expr_id) "
+                                             "VALUES (:t, :f, :s, :e)"), {"t": tid, "f": f, "s": src, "e": (f + src) % 3})
+                        for au in (1, 12):
+                            conn.execute(sa.text(
+                                "INSERT INTO au_label (track_id, frame_idx, source_id, au_id, present, intensity) "
+                                "VALUES (:t, :f, :s, :u, :p, :i)"),
+                                {"t": tid, "f": f, "s": src, "u": au, "p": (f + src + au) % 2, "i": (f % 4) * 1.0})
+
+
+def _answers(store: Store) -> dict[str, list[tuple]]:
+    def norm(v: object) -> object:
+        return int(v) if isinstance(v, bool) else round(v, 9) if isinstance(v, float) else v
+
+    with store.connect() as conn:
+        return {
+            view: [tuple(norm(v) for v in r) for r in conn.execute(sa.text(f"SELECT * FROM {view} ORDER BY {order}"))]
+            for view, order in (("frame_labels", "track_id, frame_idx"), ("frame_au_labels", "track_id, frame_idx, au_id"),
+                                ("va_label", "track_id, frame_idx, source_id"), ("expr_label", "track_id, frame_idx, source_id"),
+                                ("au_label", "track_id, frame_idx, source_id, au_id"))
+        }
+
+
+def test_upgrade_from_0001_keeps_every_row_and_every_answer(empty_db_url: str) -> None:
+    store = Store(empty_db_url, check_schema=False)
+    migrate.upgrade(store.engine, "0001")
+    _fill_at_0001(store)
+    before = _answers(store)
+    assert len(before["frame_labels"]) == 24 and len(before["va_label"]) > 20
+    assert any(r[10] for r in before["frame_labels"]) and before["frame_au_labels"]
+    with pytest.raises(SchemaOutdatedError):
+        Store(empty_db_url)
+    assert migrate.upgrade(store.engine, "0002") == ("0001", "0002")
+    assert _answers(store) == before
+    with store.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM consensus_frame")).scalar_one() == 24
+    # and back: the v1 views answer the same again
+    migrate.downgrade(store.engine, "0001")
+    assert _answers(store) == before
+    store.close()

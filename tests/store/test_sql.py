@@ -54,3 +54,12 @@ def test_bad_sql_is_one_clear_error(store: Store) -> None:
         run_readonly(store, "SELECT * FROM no_such_table")
     with pytest.raises(SQLError, match="empty"):
         run_readonly(store, "  ;")
+
+
+def test_limit_says_how_many_rows_it_left_out(store: Store) -> None:
+    make_video(store, frames=7)
+    cut = run_readonly(store, "SELECT * FROM frame ORDER BY idx", limit=3)
+    assert [r[1] for r in cut.rows] == [0, 1, 2] and cut.left_out == 4
+    whole = run_readonly(store, "SELECT * FROM frame", limit=7)
+    assert len(whole.rows) == 7 and whole.left_out == 0
+    assert run_readonly(store, "SELECT * FROM frame").left_out == 0

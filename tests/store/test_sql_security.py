@@ -287,3 +287,14 @@ def test_a_reader_that_may_do_more_is_refused(pg: Store, capsys, monkeypatch) ->
         conn.execute(sa.text(f"GRANT INSERT ON video TO {reader_role.DEFAULT_ROLE}"))
     with pytest.raises(StoreError, match="may write table video"):
         run_readonly(pg, "SELECT 1")
+
+
+def test_grant_reader_default_role_is_the_librarys() -> None:
+    """The command's default (kept literal so the CLI imports no SQLAlchemy) is the library's."""
+    import typer
+
+    from affdata import reader_role
+    from cli.affdata_app import app
+
+    cmd = typer.main.get_command(app).commands["db"].commands["grant-reader"]
+    assert [p.default for p in cmd.params if p.name == "role"] == [reader_role.DEFAULT_ROLE]

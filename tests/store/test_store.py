@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from affdata import materialized
 from affdata.db import Store, resolve_url
 from affdata.errors import ConfigError, StoreError
 from affdata.schema import AULabel, ExprLabel, Frame, LabelSource, Track, VALabel, Video
@@ -71,7 +72,16 @@ def make_video(store: Store, name: str = "v1", frames: int = 4, tracks=("main",)
         ts = [Track(video_id=v.id, name=t) for t in tracks]
         s.add_all(ts)
         s.flush()
+        for t in ts:  # what ensure_track does for a new track
+            materialized.add_track(s.connection(), t.id, v.id)
         return v.id, ts[0].id
+
+
+def rebuild(store: Store) -> None:
+    """After label rows written by hand (not through a library writer), recompute the
+    materialised consensus the views read, as migration 0002 does."""
+    with store.transaction() as conn:
+        materialized.rebuild(conn)
 
 
 def make_source(store: Store, name: str, kind: str) -> int:
@@ -111,6 +121,7 @@ def test_frame_labels_view_consensus_rules(store: Store) -> None:
             AULabel(track_id=track, frame_idx=1, source_id=b, au_id=12, present=0),
             AULabel(track_id=track, frame_idx=3, source_id=model, au_id=12, present=1),
         ])
+    rebuild(store)
     rows = _rows(store, "SELECT frame_idx, valence, arousal, has_va, expr_id, expression, has_expr, has_au "
                         "FROM frame_labels ORDER BY frame_idx")
     assert len(rows) == 4  # one row per (track, frame), labelled or not
@@ -132,6 +143,7 @@ def test_frame_labels_view_consensus_rules(store: Store) -> None:
             ExprLabel(track_id=track, frame_idx=1, source_id=c, expr_id=5),
             AULabel(track_id=track, frame_idx=1, source_id=c, au_id=12, present=0),
         ])
+    rebuild(store)
     rows = _rows(store, "SELECT frame_idx, valence, expr_id FROM frame_labels ORDER BY frame_idx")
     assert rows[0][1] == pytest.approx(0.1)
     assert rows[1][2] == 5

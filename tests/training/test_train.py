@@ -130,3 +130,35 @@ def test_two_processes_with_torchrun(tiny, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 3 and state["loader"]["world_size"] == 2
+
+
+def test_augmenting_on_the_device_trains_exactly_as_in_the_loader(tiny, tmp_path: Path) -> None:
+    """--augment-on device (what CUDA runs use) applies the loader's augmentations bit for bit."""
+    a = train(config(tiny, tmp_path / "loader", val=None, epochs=1, max_steps=3, augment_on="loader"))
+    b = train(config(tiny, tmp_path / "device", val=None, epochs=1, max_steps=3, augment_on="device"))
+    c = train(config(tiny, tmp_path / "plain", val=None, epochs=1, max_steps=3, augment=False))
+    assert a.steps == b.steps == 3
+    pa, pb, pc = (_params(tmp_path / n / "last.pt") for n in ("loader", "device", "plain"))
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert not all(torch.equal(pa[k], pc[k]) for k in pa)  # the augmentation did something
+
+
+def test_step_options_bf16_and_fused_run_on_the_cpu(tiny, tmp_path: Path) -> None:
+    result = train(config(tiny, tmp_path / "bf16", val=None, epochs=1, max_steps=2, amp="bf16", fused=True))
+    assert result.steps == 2 and all(torch.isfinite(v).all() for v in _params(tmp_path / "bf16" / "last.pt").values()
+                                     if v.is_floating_point())
+
+
+def test_step_options_resolve_by_device_and_refuse_unknown_values() -> None:
+    import pytest
+
+    from affmodels.step import step_options
+
+    cpu = step_options(torch.device("cpu"), trunk="vgg")
+    assert (cpu.bf16, cpu.fused, cpu.compile, cpu.augment_on_device, cpu.pin_memory) == (False, False, False, False, False)
+    chosen = step_options(torch.device("cpu"), amp="bf16", fused=True, augment_on="device")
+    assert chosen.bf16 and chosen.fused and chosen.augment_on_device
+    with pytest.raises(ValueError, match="amp must be one of"):
+        step_options(torch.device("cpu"), amp="fp16")
+    with pytest.raises(ValueError, match="augment_on must be one of"):
+        step_options(torch.device("cpu"), augment_on="gpu")
