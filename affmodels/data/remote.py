@@ -12,8 +12,12 @@ The cache (``--cache DIR``, ``$AFFMODELS_SHARD_CACHE``, default ``~/.cache/affmo
 is shared by every rank and DataLoader worker on the host: a download happens under a lock
 file, into a temporary file that is hashed and renamed into place only when its sha256 is the
 manifest's, and is named by that sha256, so a replaced export never meets a stale file and a
-file in the cache is one that was verified. ``--cache-size`` (``$AFFMODELS_SHARD_CACHE_SIZE``,
-bytes or ``20G``) bounds it: before a download, the least recently used shards are removed
+file in the cache is one that was verified. A cached file met again (another process, a later
+run) is checked by the loader's verification cache (:mod:`affmodels.data.verify`: hashed once,
+then remembered by its size, times and inode); one changed on this disk is downloaded again.
+``--cache-size`` (``$AFFMODELS_SHARD_CACHE_SIZE``,
+bytes or ``20G``) bounds it: before a download, the least recently used shards (by the time
+of their ``.used`` marker) are removed
 until the new one fits (a reader that still has one open keeps reading it: POSIX unlink).
 """
 
@@ -26,7 +30,7 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from collections.abc import Iterator
 
@@ -34,6 +38,9 @@ from affmodels.data.errors import ExportError, ShardError
 from affmodels.data.manifest import MANIFEST, Manifest, ShardEntry
 
 log = logging.getLogger(__name__)
+
+#: (path, size, mtime, inode) of shards this process downloaded and hashed as they came
+_DOWNLOADED: set[tuple[str, int, int, int]] = set()
 
 CACHE_ENV = "AFFMODELS_SHARD_CACHE"
 SIZE_ENV = "AFFMODELS_SHARD_CACHE_SIZE"
@@ -74,7 +81,7 @@ class RemoteManifest(Manifest):
     max_bytes: int | None = None
 
     def shard_path(self, index: int) -> Path:
-        return ShardCache(Path(self.cache), self.max_bytes).fetch(self.url, self.shards[index])
+        return ShardCache(Path(self.cache), self.max_bytes).fetch(self.url, self.shards[index], self)
 
 
 class ShardCache:
@@ -87,26 +94,47 @@ class ShardCache:
     def path(self, entry: ShardEntry) -> Path:
         return self.folder / f"{entry.sha256}.parquet"
 
-    def fetch(self, url: str, entry: ShardEntry) -> Path:
+    def fetch(self, url: str, entry: ShardEntry, manifest: Manifest | None = None) -> Path:
         """The local, verified copy of ``entry`` (downloaded from ``url`` when missing)."""
         path = self.path(entry)
-        if self._fresh(path, entry):
+        if self._fresh(path, entry, manifest):
             return path
         with self._locked():
-            if self._fresh(path, entry):  # another rank or worker on this host fetched it
+            if self._fresh(path, entry, manifest):  # another rank or worker on this host fetched it
                 return path
             self._make_room(entry.bytes)
             self._download(url, entry, path)
         return path
 
-    def _fresh(self, path: Path, entry: ShardEntry) -> bool:
+    def _fresh(self, path: Path, entry: ShardEntry, manifest: Manifest | None) -> bool:
+        """A cached copy that is still the verified one: the loader's verification cache
+        (:mod:`affmodels.data.verify`, keyed by size, times and inode) vouches for it, or it is
+        hashed again; a copy changed on this disk is removed and downloaded again."""
         try:
-            if path.stat().st_size != entry.bytes:
-                return False
-            os.utime(path)  # recently used: evicted last
-            return True
+            st = path.stat()
         except FileNotFoundError:
             return False
+        if st.st_size != entry.bytes:
+            path.unlink(missing_ok=True)
+            return False
+        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key not in _DOWNLOADED and manifest is not None:
+            from affmodels.data.verify import verify_shards
+
+            base = {f.name: getattr(manifest, f.name) for f in fields(Manifest)}
+            one = Manifest(**{**base, "root": self.folder, "shards": (replace(entry, path=path.name),)})
+            try:
+                verify_shards(one)
+            except ShardError:
+                log.warning("shard cache: %s changed on this disk; downloading it again", path.name)
+                path.unlink(missing_ok=True)
+                return False
+        self._used(path).touch()  # recently used: evicted last
+        return True
+
+    @staticmethod
+    def _used(path: Path) -> Path:
+        return path.with_suffix(".used")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -127,15 +155,19 @@ class ShardCache:
         files = []
         for p in self.folder.glob("*.parquet"):
             try:
-                st = p.stat()
+                size = p.stat().st_size
+                used = self._used(p).stat().st_mtime_ns
             except FileNotFoundError:
-                continue
-            files.append((st.st_mtime_ns, st.st_size, p))
+                used = 0
+                if not p.exists():
+                    continue
+            files.append((used, size, p))
         total = sum(size for _, size, _ in files)
         for _, size, p in sorted(files):
             if total + need <= self.max_bytes:
                 break
             p.unlink(missing_ok=True)
+            self._used(p).unlink(missing_ok=True)
             total -= size
             log.debug("shard cache: evicted %s", p.name)
 
@@ -164,6 +196,9 @@ class ShardCache:
                              f"{h.hexdigest()[:16]}..., the manifest records {entry.sha256[:16]}... "
                              "(changed or corrupted since the export; re-export it)")
         os.replace(tmp, path)
+        self._used(path).touch()
+        st = path.stat()
+        _DOWNLOADED.add((str(path), st.st_size, st.st_mtime_ns, st.st_ino))  # hashed as it came
         log.debug("shard cache: fetched %s (%d bytes) in %.2f s", entry.path, entry.bytes,
                   time.perf_counter() - started)
 

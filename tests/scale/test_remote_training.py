@@ -221,3 +221,24 @@ def test_two_hosts_with_torchrun_each_fetch_only_their_ranks_shards_into_their_o
     # half of it lies in every shard (docs/scale.md); with shuffle=False the ranks' shards are
     # disjoint (test_each_rank_fetches_only_its_shards...)
     assert sets[0] and sets[1]
+
+
+def test_a_cached_shard_changed_on_this_disk_is_hashed_and_downloaded_again(
+        exported, monkeypatch: pytest.MonkeyPatch) -> None:
+    from affmodels.data import remote, verify
+
+    local, url = exported
+    kw = {"seed": 2, "shuffle": True, "batch_size": 8, "rank": 0, "world_size": 1}
+    expected = _samples(AffectStream(local, **kw))
+    first = AffectStream(url, **kw)
+    assert _samples(first) == expected
+    cache = Path(first.manifest.cache)
+    victim = cache / f"{first.manifest.shards[0].sha256}.parquet"
+    blob = bytearray(victim.read_bytes())
+    blob[len(blob) // 3] ^= 0xFF  # bit rot: same size
+    victim.write_bytes(bytes(blob))
+    remote._DOWNLOADED.clear()  # as a new process: only the loader's verification cache is left
+    verify.forget()
+    fetched = _fetches(monkeypatch)
+    assert _samples(AffectStream(url, **kw)) == expected
+    assert fetched == [first.manifest.shards[0].sha256]  # only the changed one came again
