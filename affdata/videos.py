@@ -32,6 +32,7 @@ from affdata.errors import AffdataError, ConfigError
 from affdata.schema import utcnow
 from affdata.video import VideoProbe, list_videos, probe
 from affdata.executor import Executor, PathMap, PoolExecutor
+from affdata.workers import RECYCLE_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ def ingest_videos(
     if on_found:
         on_found(len(found))
     registrar = _Registrar(store, rule, report, progress)
-    executor = executor or PoolExecutor(workers)
+    executor = executor or PoolExecutor(workers, recycle_every=RECYCLE_EVERY)  # read now: tests set it
     if store.engine.url.database in (None, "", ":memory:"):  # one connection per thread there
         for item in _probes(found, executor, fps, verify):
             registrar.handle(*item)
