@@ -177,9 +177,10 @@ class DaskExecutor(Executor):
         super().__init__(path_map)
         try:
             from distributed import Client, LocalCluster
-        except ImportError as exc:  # pragma: no cover - dask is a dependency
+        except ImportError as exc:  # pragma: no cover - dask is an optional dependency
             raise ClusterError(f"--cluster {spec.address or 'local:N'} needs dask[distributed] "
-                               f"installed ({exc})") from None
+                               f"installed (pip install 'affdata[cluster]'; {exc})") from None
+        _own_error_pickling()
         self.spec, self.cluster = spec, None
         try:
             if spec.kind == "dask-local":
@@ -249,6 +250,18 @@ class DaskExecutor(Executor):
 
 
 _END = object()
+
+
+def _own_error_pickling() -> None:
+    """Importing ``distributed`` runs ``tblib.pickling_support.install()``, which replaces the
+    pickling of every exception class defined so far, in the whole process; some of ours (a
+    ``FileNotFoundError`` with a constructor of its own) then no longer unpickle. They pickle
+    by their own means (tests/test_errors_pickle.py), so they are given those back."""
+    import copyreg
+
+    for cls in [c for c in copyreg.dispatch_table if isinstance(c, type) and issubclass(c, BaseException)
+                and c.__module__.split(".")[0] in ("affdata", "affmodels")]:
+        del copyreg.dispatch_table[cls]
 
 
 def guarded(fn: Callable[[T], Any], item: T) -> tuple[bool, Any]:
