@@ -106,6 +106,8 @@ class NothingToExportError(AffdataError):
     """An export that would write no row at all (no tracks, no boxes, no labels): refused."""
 
 
+class ClusterError(AffdataError):
+    """The Dask cluster cannot be reached or lost this client: the message names its address."""
 class AuthError(AffdataError):
     """A log-in or session that is not accepted (wrong password, locked, disabled, expired)."""
 

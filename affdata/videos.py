@@ -18,7 +18,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
 from affdata.schema import utcnow
 from affdata.video import VideoProbe, list_videos, probe
-from affdata.workers import RECYCLE_EVERY, map_in_workers
+from affdata.executor import Executor, PathMap, PoolExecutor
+from affdata.workers import RECYCLE_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -200,28 +201,27 @@ def _known(conn: Connection, found: Any, path: str, info: VideoProbe) -> IngestO
                          reason=f"was at {found.path}")
 
 
-def _probe_one(path: Path, fps: float | None, verify: bool = False) -> VideoProbe:
-    return probe(path, fps=fps, verify=verify)
+def _probe_one(path: Path, fps: float | None, verify: bool = False,
+               path_map: PathMap | None = None) -> VideoProbe:
+    """Probe ``path`` as a worker sees it (``path_map``); the result names the client's path."""
+    if path_map is None or not path_map.pairs:
+        return probe(path, fps=fps, verify=verify)
+    info = probe(Path(path_map.to_worker(path)), fps=fps, verify=verify)
+    return replace(info, path=Path(path))
 
 
-def _probes(paths: Sequence[Path], workers: int, fps: float | None,
+def _probes(paths: Sequence[Path], executor: Executor, fps: float | None,
             verify: bool) -> Iterator[tuple[Path, VideoProbe | None, str | None]]:
-    """Probe in this process (one worker) or in worker processes (:mod:`affdata.workers`:
-    started from a fork server, recycled every 25 videos each; a worker that dies fails only
-    the video it was probing).
+    """Probe with ``executor`` (:mod:`affdata.executor`: this process, the local pool, whose
+    dead workers fail only their own video, or a Dask cluster, which reruns them).
 
     Any error probing one file (a typed one, or an unexpected crash inside a decoder) is that
     file's failure; the other files go on.
     """
-    if workers <= 1:
-        for p in paths:
-            try:
-                yield p, _probe_one(p, fps, verify), None
-            except Exception as exc:  # noqa: BLE001 - one file's failure, reported with it
-                yield p, None, _reason(exc, p)
-        return
-    task = partial(_probe_one, fps=fps, verify=verify)  # _probe_one as this module has it now
-    for p, info, error in map_in_workers(task, paths, workers, recycle_every=RECYCLE_EVERY):
+    # _probe_one as this module has it now (tests replace it)
+    mapped = {"path_map": executor.path_map} if executor.path_map.pairs else {}
+    task = partial(_probe_one, fps=fps, verify=verify, **mapped)
+    for p, info, error in executor.map(task, paths):
         yield p, info, None if error is None else _reason(error, p)
 
 
@@ -282,6 +282,7 @@ def ingest_videos(
     verify: bool = False,
     progress: Progress | None = None,
     on_found: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
 ) -> IngestReport:
     """Find, probe and register every video under ``paths``; never stops at a bad file.
 
@@ -289,6 +290,8 @@ def ingest_videos(
     video's first frame and checks decord against PyAV instead of choosing the decoder by rule
     (see :mod:`affdata.video.probe`). ``on_found(n)`` is told how
     many videos were found before probing starts; ``progress(1)`` after each video.
+    ``executor`` probes (:mod:`affdata.executor`; default: ``workers`` local processes);
+    the registering stays in this process, one transaction per video.
     """
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
@@ -307,13 +310,14 @@ def ingest_videos(
     if on_found:
         on_found(len(found))
     registrar = _Registrar(store, rule, report, progress)
+    executor = executor or PoolExecutor(workers, recycle_every=RECYCLE_EVERY)  # read now: tests set it
     if store.engine.url.database in (None, "", ":memory:"):  # one connection per thread there
-        for item in _probes(found, workers, fps, verify):
+        for item in _probes(found, executor, fps, verify):
             registrar.handle(*item)
     else:
         registrar.start()
         try:
-            for item in _probes(found, workers, fps, verify):
+            for item in _probes(found, executor, fps, verify):
                 if registrar.error is not None:
                     break
                 registrar.queue.put(item)

@@ -38,6 +38,45 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        envvar="AFFDATA_CLUSTER",
+        help="Where per-video work runs: local (--workers processes here), local:N (a Dask "
+        "LocalCluster of N workers) or a Dask scheduler address such as tcp://host:8786. "
+        "Default: local, or $AFFDATA_CLUSTER. docs/scale.md.",
+        show_default=False,
+    ),
+]
+PathMapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--path-map",
+        help="OLD=NEW: workers see this host's OLD/... as NEW/... (repeatable; default "
+        "$AFFDATA_PATH_MAP, ';'-separated).",
+        show_default=False,
+    ),
+]
+DATA_HELP = " A folder, or an fsspec URL such as s3://bucket/exports/train (docs/scale.md)."
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="With --data URL: this host's shard cache, shared by its ranks and loader workers "
+        "(default $AFFMODELS_SHARD_CACHE or ~/.cache/affmodels/shards).",
+        show_default=False,
+    ),
+]
+CacheSizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-size",
+        help="With --data URL: at most this much in the cache, e.g. 200G (least recently used "
+        "shards go first; default $AFFMODELS_SHARD_CACHE_SIZE, else unbounded).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 NoVerifyOption = Annotated[bool, typer.Option(
     "--no-verify", help="Do not check the export's shards against the sha256 in its manifest (checked once "
@@ -58,6 +97,37 @@ def open_store(db: str | None, *, create: bool = False):
     if store.created:
         note(f"created a new affdata store at {store.display_url}")
     return store
+
+
+@contextmanager
+def open_executor(cluster: str | None, workers: int, path_map: list[str] | None) -> Iterator[Any]:
+    """The executor of ``--cluster``/``--workers``/``--path-map``, closed on the way out."""
+    from affdata.executor import open_executor as _open
+
+    executor = _open(cluster, workers, path_map)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+def data_location(text: str | None) -> str | Path | None:
+    """``--data``: a URL stays a string (``Path`` would fold its ``//``), anything else a Path."""
+    if text is None:
+        return None
+    return text if "://" in text else Path(text)
+
+
+def use_shard_cache(cache: Path | None, size: str | None) -> None:
+    """Pass ``--cache``/``--cache-size`` on through the environment, which the loader's worker
+    processes inherit (:mod:`affmodels.data.remote`)."""
+    if cache is not None:
+        os.environ["AFFMODELS_SHARD_CACHE"] = str(cache)
+    if size is not None:
+        from affmodels.data.remote import parse_size
+
+        parse_size(size)  # a bad size is an error now, not in a worker later
+        os.environ["AFFMODELS_SHARD_CACHE_SIZE"] = size
 
 
 def _default(obj: Any) -> Any:
@@ -95,7 +165,10 @@ def print_json_line(obj: Any) -> None:
 
 
 def shown_path(path: str | Path) -> str:
-    """A path as people read it in a table: relative to the working folder when inside it."""
+    """A path as people read it in a table: relative to the working folder when inside it
+    (a URL as it is)."""
+    if "://" in str(path):
+        return str(path)
     p = Path(path)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))

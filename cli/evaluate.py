@@ -7,7 +7,20 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, NoVerifyOption, note, num, print_json, print_table, shown_path
+from cli.common import (
+    DATA_HELP,
+    CacheOption,
+    CacheSizeOption,
+    JsonOption,
+    NoVerifyOption,
+    data_location,
+    note,
+    num,
+    print_json,
+    print_table,
+    shown_path,
+    use_shard_cache,
+)
 
 METRICS = [("ccc_valence", "CCC valence"), ("ccc_arousal", "CCC arousal"), ("ccc_mean", "CCC mean"),
            ("mse_valence", "MSE valence"), ("mse_arousal", "MSE arousal"), ("au_f1_mean", "AU mean F1"),
@@ -18,7 +31,9 @@ METRICS = [("ccc_valence", "CCC valence"), ("ccc_arousal", "CCC arousal"), ("ccc
 
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt of affmodels train.")],
-    data: Annotated[Path, typer.Option(help="Export folder to evaluate on.")],
+    data: Annotated[str, typer.Option(help="Export to evaluate on." + DATA_HELP)],
+    cache: CacheOption = None,
+    cache_size: CacheSizeOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 256,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     per_video: Annotated[bool, typer.Option("--per-video", help="Also print the per-video breakdown.")] = False,
@@ -36,6 +51,9 @@ def evaluate(
     Example: affmodels eval --checkpoint runs/cnn1/best.pt --data exports/val
     """
     from affmodels.evaluate import evaluate_checkpoint
+
+    use_shard_cache(cache, cache_size)
+    data = data_location(data)
 
     result = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, device=device, verify=not no_verify)
     if json:

@@ -13,8 +13,11 @@ from typing import Annotated
 import typer
 
 from cli.common import (
+    ClusterOption,
     DbOption,
     JsonOption,
+    PathMapOption,
+    open_executor,
     err,
     open_store,
     print_json,
@@ -31,7 +34,7 @@ def export(
     ctx: typer.Context,
     split: Annotated[str | None, typer.Option(help="Split NAME (newest version) or NAME@VERSION.", show_default=False)] = None,
     part: Annotated[str | None, typer.Option(help="Part of the split: train, val, test...", show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (built in OUT.partial/, moved into place when complete).", show_default=False)] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder (built in OUT.partial/, moved into place when complete), or an fsspec URL such as s3://bucket/prefix (built locally, then shards uploaded and the manifest last).", show_default=False)] = None,
     size: Annotated[int, typer.Option(help="Side of the square face crops, pixels.")] = 112,
     tasks: Annotated[str, typer.Option(help="Tasks to export, comma-separated: va, au, expr.")] = "va,au,expr",
     source: Annotated[str, typer.Option(help="'consensus' (the consensus views) or one label source's NAME[@VERSION].")] = "consensus",
@@ -43,6 +46,8 @@ def export(
     workers: Annotated[int, typer.Option(help="Decode, crop and encode in this many processes (same output).")] = 1,
     include_unlabelled: Annotated[bool, typer.Option("--include-unlabelled", help="Also export frames without a label of the exported tasks.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Hash every video in full before exporting (default: size, modification time and sampled bytes).")] = False,
+    cluster: ClusterOption = None,
+    path_map: PathMapOption = None,
     align: Annotated[bool, typer.Option("--align", help="Cut faces by a similarity transform from their five landmarks to the ArcFace template (docs/export-format.md); rows without landmarks keep the box crop.")] = False,
     whole_frame: Annotated[bool, typer.Option("--whole-frame", help="Export video frames without a face box as the centred square (default: skip them, with a warning).")] = False,
     db: DbOption = None,
@@ -61,6 +66,9 @@ def export(
     is refused before any shard is written. Format: docs/export-format.md.
 
     Example: affdata export --split official --part train --out exports/train
+
+    On a Dask cluster (docs/scale.md): add --cluster local:4 or --cluster tcp://sched:8786;
+    to object storage: --out s3://bucket/exports/train (credentials from the environment).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -76,12 +84,14 @@ def export(
     from affdata.export import export_part
 
     store = open_store(db)
-    with progress_bar("exporting track-frames", enabled=not json) as bar:
-        result = export_part(store, split=split, part=part, out=out, size=size,
+    with open_executor(cluster, workers, path_map) as executor, \
+            progress_bar("exporting track-frames", enabled=not json) as bar:
+        result = export_part(store, split=split, part=part, out=out if "://" in out else Path(out), size=size,
                              tasks=tasks.split(","), source=source, image=image, quality=quality,
                              margin=margin, shard_size=shard_size, row_group_size=row_group_size,
                              workers=workers, include_unlabelled=include_unlabelled, verify=verify,
-                             align=align, whole_frame=whole_frame, progress=bar, on_total=bar.total)
+                             align=align, whole_frame=whole_frame, progress=bar, on_total=bar.total,
+                             executor=executor)
     for message in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
     if json:

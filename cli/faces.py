@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, JsonOption, err, open_store, print_json, print_table, progress_bar
+from cli.common import (
+    ClusterOption,
+    DbOption,
+    JsonOption,
+    PathMapOption,
+    err,
+    open_executor,
+    open_store,
+    print_json,
+    print_table,
+    progress_bar,
+)
 
 detect_app = typer.Typer(no_args_is_help=True, help="Find things in registered videos (faces).")
 app = typer.Typer(no_args_is_help=True, help="Look at the faces found in videos.")
@@ -23,6 +34,8 @@ def detect_faces(
     min_detections: Annotated[int, typer.Option(help="Drop tracks detected on fewer frames than this.")] = 3,
     max_side: Annotated[int | None, typer.Option(help="Shrink frames whose longer side exceeds this before detection (faster on HD, misses tiny faces).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="Videos processed at once (processes).")] = 1,
+    cluster: ClusterOption = None,
+    path_map: PathMapOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -35,15 +48,18 @@ def detect_faces(
     Details: docs/faces.md.
 
     Example: affdata detect faces --all --stride 5
+
+    On a Dask cluster (docs/scale.md): affdata detect faces --all --cluster tcp://sched:8786
     """
     from affdata.faces import DetectOptions, detect_faces as run
 
     options = DetectOptions(detector=detector, stride=stride, min_score=min_score,
                             min_detections=min_detections, max_side=max_side)
     store = open_store(db)
-    with progress_bar("detecting faces (frames)", enabled=not json) as bar:
+    with open_executor(cluster, workers, path_map) as executor, \
+            progress_bar("detecting faces (frames)", enabled=not json) as bar:
         report = run(store, videos or (), all_videos=all_videos, options=options, workers=workers,
-                     progress=bar, on_total=bar.total)
+                     progress=bar, on_total=bar.total, executor=executor)
     if json:
         print_json(report.to_dict())
     else:

@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from cli.common import (
+    ClusterOption,
     DbOption,
     JsonOption,
+    PathMapOption,
     err,
+    open_executor,
     open_store,
     print_json,
     print_table,
@@ -31,6 +34,8 @@ def videos(
     workers: Annotated[int, typer.Option(help="Probe this many videos at once (processes).")] = 1,
     fps: Annotated[float | None, typer.Option(help="Frame rate of frame folders (default 30).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Decode each first frame and check decord against PyAV, instead of choosing the decoder by rule (slower).")] = False,
+    cluster: ClusterOption = None,
+    path_map: PathMapOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -43,14 +48,17 @@ def videos(
     anything failed.
 
     Example: affdata ingest videos data/videos --recursive --subject-pattern '^(subj\\d+)_'
+
+    On a Dask cluster: affdata ingest videos /data/videos -r --cluster tcp://sched:8786
     """
     from affdata.videos import ingest_videos
 
     store = open_store(db, create=True)
-    with progress_bar("probing videos", enabled=not json) as bar:
+    with open_executor(cluster, workers, path_map) as executor, \
+            progress_bar("probing videos", enabled=not json) as bar:
         report = ingest_videos(store, paths, recursive=recursive, subject=subject,
                                subject_pattern=subject_pattern, workers=workers, fps=fps,
-                               verify=verify, progress=bar, on_found=bar.total)
+                               verify=verify, progress=bar, on_found=bar.total, executor=executor)
     if json:
         print_json(report.to_dict())
     else:

@@ -7,13 +7,25 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbOption, NoVerifyOption, err, open_store
+from cli.common import (
+    DATA_HELP,
+    CacheOption,
+    CacheSizeOption,
+    DbOption,
+    NoVerifyOption,
+    data_location,
+    err,
+    open_store,
+    use_shard_cache,
+)
 
 
 def predict(
     checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt of affmodels train.")],
     out: Annotated[Path, typer.Option(help="Folder for predictions.csv and the ABAW files.")],
-    data: Annotated[Path | None, typer.Option(help="Export folder to predict on.")] = None,
+    data: Annotated[str | None, typer.Option(help="Export to predict on." + DATA_HELP)] = None,
+    cache: CacheOption = None,
+    cache_size: CacheSizeOption = None,
     video: Annotated[Path | None, typer.Option(help="A video file (or frame folder); the face must fill the middle of the frame.")] = None,
     into_store: Annotated[bool, typer.Option("--into-store", help="Also write the predictions into the store as a model source.")] = False,
     source: Annotated[str | None, typer.Option(help="Name of that model source (default: the run folder's name).")] = None,
@@ -37,6 +49,8 @@ def predict(
     from affmodels.predict import into_store as write_store
     from affmodels.predict import predict_export, predict_video, write_abaw
 
+    use_shard_cache(cache, cache_size)
+    data = data_location(data)
     if (data is None) == (video is None):
         raise typer.BadParameter("give exactly one of --data and --video")
     df = predict_export(checkpoint, data, device=device, verify=not no_verify) if data else predict_video(checkpoint, video, device=device)
@@ -55,5 +69,5 @@ def predict(
     if store is not None:
         name = source or checkpoint.resolve().parent.name
         status, rows = write_store(df, store, source=name, version=file_digest(checkpoint),
-                                   key=f"predictions/{(data or video).name}", au_names=au_names, classes=classes)
+                                   key=f"predictions/{Path(str(data or video)).name}", au_names=au_names, classes=classes)
         err.print(f"store: model source {name!r} {status}, {rows} label rows", highlight=False)

@@ -8,7 +8,21 @@ from typing import Annotated
 
 import typer
 
-from cli.common import GrowingTable, NoVerifyOption, err, num, print_json_line, progress_bar, shown_path
+from cli.common import (
+    DATA_HELP,
+    CacheOption,
+    CacheSizeOption,
+    GrowingTable,
+    NoVerifyOption,
+    data_location,
+    err,
+    num,
+    print_json_line,
+    print_table,
+    progress_bar,
+    shown_path,
+    use_shard_cache,
+)
 
 ROW = [("ccc_mean", "VA CCC"), ("au_f1_mean", "AU F1"), ("expr_f1_macro", "EXPR F1"), ("score", "score")]
 
@@ -30,9 +44,9 @@ def _floats(text: str, n: int, name: str) -> tuple[float, ...]:
 
 
 def train(
-    data: Annotated[Path, typer.Option(help="Export folder to train on (affdata export ...).")],
+    data: Annotated[str, typer.Option(help="Export to train on (affdata export ...)." + DATA_HELP)],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.jsonl, curves.png.")],
-    val: Annotated[Path | None, typer.Option(help="Export folder to evaluate on after each epoch.")] = None,
+    val: Annotated[str | None, typer.Option(help="Export to evaluate on after each epoch (folder or URL).")] = None,
     model: Annotated[ModelKind, typer.Option(help="cnn (compact, trains on a CPU), vgg (VGG-16 trunk, as the paper) or gan.")] = ModelKind.cnn,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training rows.")] = 10,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per step (per process under torchrun).")] = 128,
@@ -57,6 +71,8 @@ def train(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (a minute of compilation first).")] = False,
     augment_on: Annotated[str, typer.Option(help="Where flips and jitter run: auto (the GPU when training on CUDA), loader (the workers) or device.")] = "auto",
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC activations in the network.")] = True,
+    cache: CacheOption = None,
+    cache_size: CacheSizeOption = None,
     json: Annotated[bool, typer.Option("--json", help="Print the epoch records as JSON lines.")] = False,
 ) -> None:
     """Train on an export with masked multi-task losses; best and last checkpoints, curves, metrics.
@@ -66,6 +82,9 @@ def train(
 
     Example: affmodels train --data exports/train --val exports/val --out runs/cnn1 --epochs 8
     """
+    use_shard_cache(cache, cache_size)
+    data, val = data_location(data), data_location(val)
+
     if model is ModelKind.gan:
         from cli.gan import train_gan
 

@@ -19,9 +19,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -39,16 +40,20 @@ from affdata.export.encode import (
     VideoJob,
     binary_array,
     crop_video,
+    crop_video_arrays,
     raise_worker_error,
     read_spool,
     spool_video,
 )
 from affdata.export.lock import export_lock
+from affdata.export.publish import RECORD, publish
 from affdata.export.manifest import Stats, build_manifest, fingerprint, manifest_bytes
 from affdata.export.plan import TASKS, Scope, TrackLabels, VideoRef, Vocabulary
 from affdata.export.rows import FORMAT_VERSION, build_batch, export_schema
 from affdata.export.shards import ShardWriter, Staging
 from affdata.export.unchanged import check_unchanged
+from affdata.executor import Executor
+from affdata.storage import check_url, is_url, redact, staging_root
 from affdata.faces.align import ALIGN_POLICY, aligned_square, similarities
 from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
 
@@ -59,7 +64,7 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class ExportResult:
-    out: Path
+    out: Path | str  # a folder, or the URL it was published to
     rows: int
     shards: int
     resumed_shards: int
@@ -125,12 +130,13 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 112,
+def export_part(store: Store, *, split: str, part: str, out: Path | str, size: int = 112,
                 tasks: Sequence[str] = TASKS, source: str = planning.CONSENSUS, image: str = "jpeg",
                 quality: int = 90, margin: float = 1.2, shard_size: int = 8192,
                 row_group_size: int = 512, workers: int = 1, include_unlabelled: bool = False,
                 verify: bool = False, align: bool = False, whole_frame: bool = False,
-                progress: Progress | None = None, on_total: Progress | None = None) -> ExportResult:
+                progress: Progress | None = None, on_total: Progress | None = None,
+                executor: Executor | None = None) -> ExportResult:
     """Export one part of a split (docs/export-format.md); resumes an interrupted identical run.
 
     ``split`` is ``NAME`` (newest version) or ``NAME@VERSION``; ``source`` is ``consensus``
@@ -149,19 +155,42 @@ def export_part(store: Store, *, split: str, part: str, out: Path, size: int = 1
     box are taken whole (they are face crops already). ``align`` cuts rows with five landmarks
     by the similarity transform to the ArcFace template (:mod:`affdata.faces.align`). An export
     with no row at all raises :class:`NothingToExportError` and leaves nothing behind.
+
+    ``out`` may be an fsspec URL (``s3://bucket/prefix``): the export is built in a local
+    staging folder (:func:`affdata.storage.staging_root`), then its shards are uploaded and
+    its manifest last (:mod:`affdata.export.publish`).
+
+    ``executor`` (:mod:`affdata.executor`): a Dask one crops and encodes each video on the
+    cluster and sends the crops back; this process alone writes shards and the manifest, so the
+    output is byte-identical to a local run. Default: ``workers`` local processes.
     """
     task_list = _check(size, tasks, image, quality, margin, shard_size, row_group_size, workers)
+    url = None
+    if is_url(out):  # built in a local staging folder, then published (affdata.export.publish)
+        url = check_url(str(out))
+        root = staging_root(url)
+        root.mkdir(parents=True, exist_ok=True)
+        out = root / "export"
+    elif str(out).startswith("file://"):
+        out = Path(urlsplit(str(out)).path)
     out = Path(out).resolve()
     args = {"split": split, "part": part, "source": source, "tasks": task_list, "size": size,
             "image": image, "quality": quality, "margin": margin, "shard_size": shard_size,
             "row_group_size": row_group_size, "include_unlabelled": include_unlabelled,
             "align": align, "whole_frame": whole_frame}
     with _one_line_when_disk_full(out, None), export_lock(out):
-        return _export_locked(store, out, args, workers, verify, progress, on_total)
+        if url is None:
+            return _export_locked(store, out, args, workers, verify, progress, on_total, executor)
+        result = _export_locked(store, out, args, workers, verify, progress, on_total, executor,
+                                publish_to=url)
+        shutil.rmtree(out, ignore_errors=True)  # published: the local copy was only a staging area
+        (out.parent / RECORD).unlink(missing_ok=True)
+        return result
 
 
 def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, verify: bool,
-                   progress: Progress | None, on_total: Progress | None) -> ExportResult:
+                   progress: Progress | None, on_total: Progress | None,
+                   executor: Executor | None, publish_to: str | None = None) -> ExportResult:
     task_list, image, size, quality = args["tasks"], args["image"], args["size"], args["quality"]
     margin, shard_size, row_group_size = args["margin"], args["shard_size"], args["row_group_size"]
     align, whole_frame = args["align"], args["whole_frame"]
@@ -194,7 +223,9 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
                        crop=_CropRule(size, align, whole_frame))
             job_args = {"size": size, "encoding": image, "quality": quality}
             try:
-                if workers == 1:
+                if executor is not None and executor.remote:
+                    _export_cluster(run, videos, writer, job_args, executor)
+                elif workers == 1:
                     _export_inline(run, videos, writer, staging, job_args)
                 else:
                     _export_pool(run, videos, writer, staging, job_args, workers)
@@ -226,11 +257,14 @@ def _export_locked(store: Store, out: Path, args: dict[str, Any], workers: int, 
             blob = manifest_bytes(manifest)
             digest = hashlib.sha256(blob).hexdigest()
             staging.finish(blob)
+    if publish_to is not None:
+        publish(out, publish_to, out.parent / RECORD)
     with store.transaction() as wconn:
-        export_id = planning.record_export(wconn, ref, str(out), FORMAT_VERSION, state, args, digest,
-                                           stats.rows)
-    log.info("exported %d rows in %d shards to %s", stats.rows, len(staging.shards), out)
-    return ExportResult(out, stats.rows, len(staging.shards), len(kept), manifest, digest,
+        export_id = planning.record_export(wconn, ref, publish_to or str(out), FORMAT_VERSION, state,
+                                           args, digest, stats.rows)
+    log.info("exported %d rows in %d shards to %s", stats.rows, len(staging.shards),
+             redact(publish_to) if publish_to else out)
+    return ExportResult(publish_to or out, stats.rows, len(staging.shards), len(kept), manifest, digest,
                         export_id, state, warnings)
 
 
@@ -390,6 +424,41 @@ def _inline_chunks(job: VideoJob, spool_stem: Path) -> Iterator[tuple[int, pa.Ar
     for k in sorted(spools):
         for images in read_spool(spools[k].path):
             yield k, images
+
+
+def _export_cluster(run: _Run, videos: list[VideoRef], writer: ShardWriter,
+                    job_args: dict[str, Any], executor: Any) -> None:
+    """Videos cropped on a Dask cluster, at most ``2 * slots`` ahead of the writer; results
+    written in order. A task rerun after its worker died gives the same crops, used once."""
+    window: deque[tuple[VideoRef, list[_TrackPlan], Any]] = deque()
+    todo = iter(videos)
+    try:
+        while True:
+            while len(window) < executor.window:
+                video = next(todo, None)
+                if video is None:
+                    break
+                plans = run.plan(video)
+                job = run.job(video, plans, job_args, None)
+                job = replace(job, source=replace(job.source, path=executor.path_map.to_worker(job.source.path)))
+                task = executor.submit(crop_video_arrays, job) if any(len(t.frames) for t in job.tracks) else None
+                window.append((video, plans, task))
+            if not window:
+                return
+            video, plans, task = window.popleft()
+            arrays: list[pa.Array] = []
+            if task is not None:
+                result = task.result()
+                if result[0] != "ok":  # the error names the path this host knows
+                    raise_worker_error((*result[:2], executor.path_map.to_client(result[2]) if result[2] else "",
+                                        result[3]))
+                arrays = result[1]
+            run.write(writer, video, plans, ((k, a) for k, a in enumerate(arrays) if len(a)))
+    except BaseException:
+        for _, _, task in window:
+            if task is not None:
+                task.cancel()
+        raise
 
 
 def _export_pool(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging: Staging,

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError, NotFoundError
+from affdata.executor import Executor
 from affdata.export.encode import VideoSourceRow
 from affdata.faces.detector import make_detector
 from affdata.faces.scan import scan_video
@@ -135,11 +136,14 @@ def _resolve(conn: Any, names: Sequence[str], all_videos: bool) -> list[Any]:
 
 def detect_faces(store: Store, videos: Sequence[str] = (), *, all_videos: bool = False,
                  options: DetectOptions = DetectOptions(), workers: int = 1,
-                 progress: Progress | None = None, on_total: Progress | None = None) -> DetectReport:
+                 progress: Progress | None = None, on_total: Progress | None = None,
+                 executor: Executor | None = None) -> DetectReport:
     """Detect, track and store the faces of registered videos (docs/faces.md).
 
     ``videos`` are store names (or paths of registered files); ``all_videos`` takes every
     video. ``progress(n)`` hears of decoded frames, ``on_total(n)`` is told their number first.
+    A Dask ``executor`` (:mod:`affdata.executor`) runs the passes on its workers, one video per
+    task; this process writes each result in its own transaction, as they arrive.
     """
     options.check()
     if workers < 1:
@@ -189,7 +193,14 @@ def detect_faces(store: Store, videos: Sequence[str] = (), *, all_videos: bool =
             counts = replace_detected(conn, r.id, tracks, source_id)
         results[r.name] = VideoResult(r.name, "detected", frames, counts)
 
-    if workers == 1:
+    if executor is not None and executor.remote:
+        by_name = {r.name: r for r in todo}
+        jobs = [replace(j, threads=None, source=replace(j.source, path=executor.path_map.to_worker(j.source.path)))
+                for j in map(job, todo)]
+        for j, outcome, error in executor.map(_worker, jobs):
+            write(by_name[j.name], outcome if error is None else ("error", f"{type(error).__name__}: {error}"))
+            tick(by_name[j.name].frame_count)
+    elif workers == 1:
         for r in todo:
             try:
                 outcome: tuple[str, Any] = ("ok", track_one(job(r), on_frame=tick))

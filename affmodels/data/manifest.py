@@ -94,13 +94,22 @@ def check_version(version: Any, where: str) -> int:
     return version
 
 
-def load_manifest(path: str | Path, *, verify: bool = False) -> Manifest:
+def load_manifest(path: str | Path, *, verify: bool = False, check: bool = True) -> Manifest:
     """Read ``path/meta/info.json``, validate it, and check the shards on disk.
+
+    ``path`` may be an fsspec URL (``s3://bucket/prefix``): then shards are fetched on first use
+    into this host's cache and verified as they arrive (:mod:`affmodels.data.remote`).
+    ``check=False`` skips the shard checks (the remote reader's manifest, shards not here yet).
 
     Always checks that each shard exists with the recorded byte size (a stat, no reading);
     ``verify=True`` also compares each shard with its recorded sha256, hashing only shards
     that no cache has seen verified at their current size and mtime (:mod:`affmodels.data.verify`).
     """
+    if "://" in str(path):
+        from affmodels.data.remote import is_remote, open_remote
+
+        if is_remote(path):
+            return open_remote(str(path))
     root = Path(path)
     info = root / MANIFEST
     if not info.is_file():
@@ -154,7 +163,8 @@ def load_manifest(path: str | Path, *, verify: bool = False) -> Manifest:
                         encoding=encoding, image_size=size, shards=tuple(shards),
                         shard_size=shard_size, row_group_size=row_group_size, counts=counts,
                         class_counts=class_counts, au_positive_rates=au_rates, raw=raw)
-    check_shards(manifest, verify=verify)
+    if check:
+        check_shards(manifest, verify=verify)
     return manifest
 
 
