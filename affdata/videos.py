@@ -82,12 +82,12 @@ class SubjectRule:
 
     def __init__(self, subject: str | None = None, pattern: str | None = None) -> None:
         if subject and pattern:
-            raise ConfigError("give --subject or --subject-pattern, not both")
+            raise ConfigError("give a subject or a subject pattern, not both")
         self.subject = subject
         try:
             self.pattern = re.compile(pattern) if pattern else None
         except re.error as exc:
-            raise ConfigError(f"--subject-pattern {pattern!r} is not a regular expression: {exc}") from None
+            raise ConfigError(f"subject pattern {pattern!r} is not a regular expression: {exc}") from None
 
     def __call__(self, video_name: str) -> str | None:
         if self.subject:
@@ -291,7 +291,7 @@ def ingest_videos(
     many videos were found before probing starts; ``progress(1)`` after each video.
     """
     if workers < 1:
-        raise ConfigError("--workers must be at least 1")
+        raise ConfigError(f"workers must be at least 1, not {workers}")
     rule = SubjectRule(subject, subject_pattern)
     inputs = [Path(p) for p in paths]
     found, skipped = list_videos(inputs, recursive=recursive)

@@ -44,6 +44,10 @@ def videos(
 
     Example: affdata ingest videos data/videos --recursive --subject-pattern '^(subj\\d+)_'
     """
+    if subject and subject_pattern:
+        raise typer.BadParameter("give --subject or --subject-pattern, not both")
+    if workers < 1:
+        raise typer.BadParameter(f"--workers must be at least 1, not {workers}")
     from affdata.videos import ingest_videos
 
     store = open_store(db, create=True)
@@ -108,7 +112,7 @@ def labels(
         print_table(list(summary), [list(summary.values())], title="Label files")
         if report.split:
             s = report.split
-            err.print(f"split {s['name']!r} version {s['version']}" + (" created" if s["created"] else " unchanged"))
+            err.print(f"split {s.name!r} version {s.version}" + (" created" if s.created else " unchanged"))
     if not report.ok:
         raise typer.Exit(1)
 

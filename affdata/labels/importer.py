@@ -33,6 +33,7 @@ from affdata.formats import LabelTable, detect_format, read_labels, scan_abaw
 from affdata.formats.abaw import AbawFile
 from affdata.hashing import file_sha256
 from affdata.schema import LabelImport, utcnow
+from affdata.splits import SavedSplit
 from affdata.videos import ensure_track
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class FileOutcome:
 @dataclass
 class LabelImportReport:
     outcomes: list[FileOutcome] = field(default_factory=list)
-    split: dict[str, Any] | None = None
+    split: SavedSplit | None = None
     #: what a release folder holds that is not an annotation file: (path, reason)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -83,7 +84,7 @@ class LabelImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary(), "files": [asdict(o) for o in self.outcomes],
-                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "split": self.split}
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "split": self.split.to_dict() if self.split else None}
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,13 @@ def import_labels(
             materialized.update_statistics(conn)
     if as_split:
         if not abaw_files:
-            raise ConfigError("--as-split needs an ABAW release folder (Training_Set / Validation_Set)")
+            raise ConfigError("a split from folder membership needs an ABAW release folder (Training_Set / Validation_Set)")
         report.split = save_split_from_abaw(store, as_split, abaw_files, videos)
     return report
 
 
 def save_split_from_abaw(store: Store, name: str, files: Iterable[AbawFile],
-                         videos: dict[str, tuple[int, int]]) -> dict[str, Any]:
+                         videos: dict[str, tuple[int, int]]) -> SavedSplit:
     """The release's folder membership as a split (unit: video); refuses a video in two parts."""
     from affdata.splits import save_split
 

@@ -99,9 +99,9 @@ def test_generate_and_eval_gan_from_the_cli(tiny, tmp_path: Path) -> None:
                               str(tmp_path / "face.png"), "--out", str(tmp_path / "gen3"), "--au", "AU99=1"])
     assert bad.exit_code != 0
     scores = evaluate_gan(tmp_path / "gan" / "last.pt", tmp_path / "mtl" / "last.pt", tiny["val"], n=16, batch_size=8)
-    for which in ("trained", "untrained"):
-        assert scores[which]["faces"] == 16 and 0 <= scores[which]["expr_accuracy"] <= 1
-    assert "score" in scores["discriminator"]
+    for which in (scores.trained, scores.untrained):
+        assert which.faces == 16 and 0 <= which.expr_accuracy <= 1
+    assert "score" in scores.discriminator and scores.to_dict()["trained"]["faces"] == 16
 
 
 def test_checkpoints_from_before_the_groupnorm_still_load(tiny, tmp_path: Path) -> None:
