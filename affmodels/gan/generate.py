@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from affdata.export.crop import crop_resize, whole_frame_box
 from affmodels.errors import ModelError
 from affmodels.gan.generator import to_uint8
 from affmodels.gan.grid import save_grid, target_label
@@ -21,13 +22,12 @@ class TargetError(ModelError, ValueError):
 
 
 def load_face(path: Path, size: int) -> torch.Tensor:
-    """The centred square of an image, resized to ``size`` (the export's whole-frame policy)."""
-    image = Image.open(path).convert("RGB")
-    w, h = image.size
-    side = min(w, h)
-    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-    face = image.crop(box).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.array(face)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    """The centred square of an image, resized to ``size``: the export's whole-frame crop, with
+    the export's resize, so a generator sees the pixels it was trained on."""
+    frame = np.asarray(Image.open(path).convert("RGB"))
+    height, width = frame.shape[:2]
+    face = crop_resize(frame, whole_frame_box(width, height, folder=False), size)
+    return torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def make_target(au_names: list[str], classes: list[str], *, valence: float = 0.0, arousal: float = 0.0,
