@@ -31,6 +31,7 @@ from affmodels.checkpoint import (
     save_checkpoint,
 )
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
+from affmodels.data.reader import ShardReader
 from affmodels.epoch_totals import EpochTotals
 from affmodels.evaluate import evaluate_model, score
 from affmodels.gan.augment import DiffAugment
@@ -106,23 +107,13 @@ class Recognizer(nn.Module):
 
 def label_arrays(manifest: Manifest) -> dict[str, np.ndarray]:
     """Every training row's labels (no pixels): what the target sampler draws combinations from."""
-    cols = ["valence", "arousal", "au", "au_mask", "expr", "has_va", "has_expr"]
-    parts = [pq.read_table(manifest.root / s.path, columns=cols) for s in manifest.shards]
-    k = manifest.n_aus
-    va, au, au_mask, expr, va_mask, expr_mask = [], [], [], [], [], []
-    for t in parts:
-        n = t.num_rows
-        va.append(np.stack([t["valence"].to_numpy(zero_copy_only=False), t["arousal"].to_numpy(zero_copy_only=False)], 1))
-        flat = t["au"].combine_chunks().flatten().to_numpy(zero_copy_only=False) if k else np.zeros(0)
-        au.append(np.nan_to_num(np.asarray(flat, dtype=np.float32).reshape(n, k)))
-        mask = t["au_mask"].combine_chunks().flatten().to_numpy(zero_copy_only=False) if k else np.zeros(0, bool)
-        au_mask.append(np.asarray(mask, dtype=bool).reshape(n, k))
-        expr.append(np.nan_to_num(t["expr"].to_numpy(zero_copy_only=False).astype(np.float64), nan=-1).astype(np.int64))
-        va_mask.append(t["has_va"].to_numpy(zero_copy_only=False))
-        expr_mask.append(t["has_expr"].to_numpy(zero_copy_only=False))
-    return {"va": np.nan_to_num(np.concatenate(va).astype(np.float32)), "au": np.concatenate(au),
-            "au_mask": np.concatenate(au_mask), "expr": np.concatenate(expr),
-            "va_mask": np.concatenate(va_mask), "expr_mask": np.concatenate(expr_mask)}
+    reader = ShardReader(manifest)
+    try:
+        b = reader.read_labels()
+    finally:
+        reader.close()
+    return {"va": b.va, "au": b.au, "au_mask": b.au_mask, "expr": b.expr, "va_mask": b.va_mask,
+            "expr_mask": b.expr_mask}
 
 
 def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
