@@ -14,13 +14,13 @@ the model's outputs), ``model`` (state dict; for a GAN, ``generator`` and ``disc
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from affdata.hashing import file_sha256
 from affmodels.errors import ModelError
 
 CHECKPOINT_FORMAT = 1
@@ -69,8 +69,4 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def file_digest(path: Path, length: int = 12) -> str:
     """A short sha256 of a checkpoint file: names the model run that produced predictions."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:length]
+    return file_sha256(path)[:length]
