@@ -7,7 +7,7 @@ to probe is reported with the reason and leaves nothing in the store; the other 
 
 Two processes may ingest into one store at once: on SQLite each video's transaction starts with
 ``BEGIN IMMEDIATE`` (writers queue), and on both backends the video row is inserted with
-``ON CONFLICT (content_hash) DO NOTHING``, so the loser of a race sees the winner's row and
+``ON CONFLICT (content_hash) DO NOTHING`` (:func:`affdata.bulk.insert_ignore_returning`), so the loser of a race sees the winner's row and
 reports "present".
 """
 
@@ -19,17 +19,17 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from affdata import materialized
-from affdata.bulk import insert_rows, upsert_ignore
+from affdata.bulk import insert_ignore_returning, insert_rows, upsert_ignore
 from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
-from affdata.schema import utcnow
+from affdata.schema import Video, utcnow
 from affdata.video import VideoProbe, list_videos, probe
 from affdata.workers import RECYCLE_EVERY, map_in_workers
 
@@ -156,7 +156,7 @@ def register(store: Store, info: VideoProbe, subject: str | None = None, name: s
             "sar_num": info.sar_num, "sar_den": info.sar_den, "duration_s": info.duration_s,
             "is_vfr": info.is_vfr, "notes": list(info.notes), "ingested_at": utcnow(),
         }
-        video_id = conn.execute(_insert_video(conn.dialect.name), row).scalar()
+        video_id = insert_ignore_returning(conn, Video.__table__, row, ["content_hash"], "id")
         if video_id is None:  # another process registered the same content a moment ago
             found = conn.execute(
                 text("SELECT id, path, name FROM video WHERE content_hash = :h"), {"h": info.content_hash}
@@ -169,18 +169,6 @@ def register(store: Store, info: VideoProbe, subject: str | None = None, name: s
 def _frame_rows(video_id: int, info: VideoProbe) -> Iterator[tuple[int, int, float, bool]]:
     for idx, (pts, present) in enumerate(zip(info.timestamps.tolist(), info.present.tolist())):
         yield video_id, idx, pts, present
-
-
-@lru_cache(maxsize=2)
-def _insert_video(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (content_hash) DO NOTHING RETURNING id, built once per dialect."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    from affdata.schema import Video
-
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return insert(Video.__table__).on_conflict_do_nothing(index_elements=["content_hash"]).returning(Video.id)
 
 
 def _known(conn: Connection, found: Any, path: str, info: VideoProbe) -> IngestOutcome:
