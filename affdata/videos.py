@@ -275,7 +275,7 @@ def ingest_videos(
 
     ``fps`` is the frame rate of frame folders (which carry none). ``verify`` decodes each
     video's first frame and checks decord against PyAV instead of choosing the decoder by rule
-    (see :mod:`affdata.video.probe`). ``on_found(n)`` is told how
+    (see :mod:`affdata.video.decoder`). ``on_found(n)`` is told how
     many videos were found before probing starts; ``progress(1)`` after each video.
     """
     if workers < 1:
