@@ -74,7 +74,7 @@ def labels(
     source: Annotated[str | None, typer.Option(help="Label source name (default: the folder's name, or the format).")] = None,
     kind: Annotated[str | None, typer.Option(help="annotator, dataset (human; default) or model (default for OpenFace / py-feat).")] = None,
     version: Annotated[str, typer.Option(help="Version of the label source.")] = "",
-    format: Annotated[str | None, typer.Option("--format", help="abaw-va, abaw-au, abaw-expr, abaw-multitask, openface, pyfeat or generic (default: detected).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="abaw-va, abaw-au, abaw-expr, abaw-multitask, openface, pyfeat, generic (default: detected), or predictions (affmodels predict's file, a model source).")] = None,
     video: Annotated[str | None, typer.Option(help="The video a single-video file (OpenFace, py-feat, generic) belongs to (default: its file name).")] = None,
     length_policy: Annotated[str, typer.Option(help="When a file's lines and its video's frames differ: refuse, truncate or pad.")] = "refuse",
     replace: Annotated[bool, typer.Option("--replace", help="Swap the labels of files that changed since they were imported.")] = False,
@@ -90,14 +90,17 @@ def labels(
 
     Example: affdata ingest labels demo/annotations --source aff-wild-demo --as-split official
     """
-    from affdata.labels import import_labels
+    from affdata.labels import import_labels, import_prediction_files
 
     store = open_store(db, create=True)
     options = {"video": video} if video else {}
-    with progress_bar("importing labels", enabled=not json) as bar:
-        report = import_labels(store, paths, source=source, kind=kind, version=version, fmt=format,
-                               length_policy=length_policy, replace=replace, as_split=as_split,
-                               parser_options=options, progress=bar, on_found=bar.total)
+    if format == "predictions":
+        report = import_prediction_files(store, paths, source=source, version=version or None)
+    else:
+        with progress_bar("importing labels", enabled=not json) as bar:
+            report = import_labels(store, paths, source=source, kind=kind, version=version, fmt=format,
+                                   length_policy=length_policy, replace=replace, as_split=as_split,
+                                   parser_options=options, progress=bar, on_found=bar.total)
     if json:
         print_json(report.to_dict())
     else:

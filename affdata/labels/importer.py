@@ -348,13 +348,43 @@ def _where(path: Path | str) -> str:
 
 
 def import_predictions(store: Store, tables: Sequence[LabelTable], *, source: str, version: str,
-                       key: str, path: Path | str, digest: str) -> tuple[str, int]:
+                       key: str, path: Path | str, digest: str, details: dict[str, Any] | None = None,
+                       videos: dict[str, tuple[int, int]] | None = None) -> tuple[str, int]:
     """A model's predictions (tables naming their frames) as a ``model`` source; replaces the
     previous predictions stored under the same source, version and key."""
-    videos = _video_index(store)
+    videos = videos if videos is not None else _video_index(store)
     checked = [_fit(t, videos, "predictions", "refuse") for t in tables]
     return store_tables(store, checked, source=source, version=version, kind="model", key=key, path=path,
-                        fmt="predictions", digest=digest, replace=True)
+                        fmt="predictions", digest=digest, details=details, replace=True)
+
+
+def import_prediction_files(store: Store, paths: Sequence[Path | str], *, source: str | None = None,
+                           version: str | None = None, key: str | None = None) -> LabelImportReport:
+    """Predictions files (:mod:`affdata.formats.predictions`) as a ``model`` label source.
+
+    ``source`` defaults to the name of the file's folder, ``version`` to the first 12 hex digits
+    of the checkpoint's sha256 in the file, ``key`` (what a later file replaces) to
+    ``predictions/<file name>``. Each file is one import in one transaction, replacing the
+    previous predictions under the same source, version and key; a bad file is reported and
+    leaves nothing behind, and the others go on. The consensus tables follow, as for any import.
+    """
+    from affdata.formats.predictions import read_predictions
+
+    report = LabelImportReport()
+    videos = _video_index(store)
+    for path in map(Path, paths):
+        name = source or path.resolve().parent.name
+        try:
+            tables, meta = read_predictions(path)
+            status, rows = import_predictions(
+                store, tables, source=name, version=version or meta["checkpoint_sha256"][:12],
+                key=key or f"predictions/{path.name}", path=path, digest=file_sha256(path), videos=videos,
+                details={"vocabulary": meta["vocabulary"], "checkpoint_sha256": meta["checkpoint_sha256"]})
+        except AffdataError as exc:
+            report.outcomes.append(FileOutcome(str(path), "failed", name, "predictions", reason=str(exc)))
+            continue
+        report.outcomes.append(FileOutcome(str(path), status, name, "predictions", len({t.video for t in tables}), rows))
+    return report
 
 
 def _with_track(table: LabelTable, abaw: AbawFile) -> LabelTable:
