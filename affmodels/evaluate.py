@@ -8,8 +8,8 @@ tail are dropped by row id, so each frame counts exactly once. Metrics are
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,9 @@ from affmodels.checkpoint import CheckpointError, load_checkpoint
 from affmodels.data import AffectStream, make_loader
 from affmodels.metrics import AffectMetrics
 from affmodels.model import ModelConfig, MultiTaskNet, Predictions
+
+
+LossFn = Callable[[Predictions, dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def score(metrics: dict[str, Any]) -> float:
@@ -70,16 +73,43 @@ def _select(batch: dict[str, Any], keep: list[int]) -> dict[str, Any]:
 
 def evaluate_model(model: torch.nn.Module, data: str | Path | AffectStream, *, batch_size: int = 256,
                    workers: int = 0, device: torch.device | str = "cpu", per_video: bool = False,
+                   loss_fn: LossFn | None = None, match: VocabularyMatch | None = None,
                    verify: bool = True) -> dict[str, Any]:
+    """Metrics over every row once; with ``loss_fn(pred, batch) -> (total, parts)`` (the training
+    loss) also ``loss`` (per-batch values averaged over rows) and ``loss_<task>`` (averaged over the
+    frames labelled for that task; absent when none is). ``match`` scores a model whose
+    vocabulary differs from the export's on what they share."""
     stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size, verify=verify)
-    metrics = AffectMetrics(list(stream.au_names), list(stream.expressions))
+    if match is None:
+        metrics = AffectMetrics(list(stream.au_names), list(stream.expressions))
+    else:
+        metrics = AffectMetrics(match.au_names, match.classes)
+    losses: dict[str, tuple[float, int]] = {}  # key -> (sum of batch losses x weight, sum of weights)
     for pred, batch in predictions(model, stream, batch_size=batch_size, workers=workers, device=device):
+        if match is not None:
+            pred, batch = match.predictions(pred), match.batch(batch)
         metrics.update(pred, batch)
+        if loss_fn is not None:
+            total, parts = loss_fn(pred, batch)
+            labelled = _labelled(batch)
+            weights = {"loss": len(pred.va), **{f"loss_{k}": labelled.get(k, len(pred.va)) for k in parts}}
+            for key, value in {"loss": total, **{f"loss_{k}": v for k, v in parts.items()}}.items():
+                total_w, count = losses.get(key, (0.0, 0))
+                losses[key] = (total_w + float(value) * weights[key], count + weights[key])
     result = metrics.compute()
     result["score"] = score(result)
+    # a task without a labelled frame has no loss to report (its masked loss is a placeholder 0)
+    result.update({key: total_w / count for key, (total_w, count) in losses.items() if count})
     if per_video:
         result["per_video"] = metrics.per_video()
     return result
+
+
+def _labelled(batch: dict[str, Any]) -> dict[str, int]:
+    """Frames of a batch labelled for each task: the weight of its task loss in a mean over a set."""
+    return {"va": int(torch.as_tensor(batch["va_mask"]).sum()),
+            "au": int(torch.as_tensor(batch["au_mask"]).reshape(len(batch["au_mask"]), -1).any(1).sum()),
+            "expr": int(torch.as_tensor(batch["expr_mask"]).sum())}
 
 
 def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[MultiTaskNet, dict[str, Any]]:
@@ -95,20 +125,80 @@ def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tu
 
 
 @dataclass
+class VocabularyMatch:
+    """What a model and an export share: the AUs (by number) and expression classes (by
+    canonical id) both know, as column indices on each side, and the ones only one side has.
+
+    Scoring uses only the shared ones: the model's AU logits and the export's AU labels are cut
+    to the shared AUs; expression logits to the shared classes (so the prediction is the most
+    likely shared class), and frames labelled with a class the model lacks are left out."""
+
+    au_names: list[str]
+    model_au: list[int]
+    data_au: list[int]
+    classes: list[str]
+    model_classes: list[int]
+    data_classes: list[int]
+    #: ``{"au": {"model": [...], "data": [...]}, "expr": {...}}``: what only one side has
+    left_out: dict[str, dict[str, list[str]]]
+
+    @classmethod
+    def of(cls, model_vocab: dict[str, list[str]], stream: AffectStream) -> VocabularyMatch:
+        from affdata.vocab import au_number, expression_id
+
+        def pairs(mine: list[str], theirs: list[str], key: Any) -> tuple[list[int], list[int], list[str]]:
+            index = {key(n): i for i, n in enumerate(mine)}
+            shared = [(index[key(n)], j, n) for j, n in enumerate(theirs) if key(n) in index]
+            return [m for m, _, _ in shared], [d for _, d, _ in shared], [n for _, _, n in shared]
+
+        m_au, d_au, au = pairs(model_vocab["au_names"], list(stream.au_names), au_number)
+        m_ex, d_ex, ex = pairs(model_vocab["expressions"], list(stream.expressions), expression_id)
+        left = {
+            "au": {"model": [a for i, a in enumerate(model_vocab["au_names"]) if i not in m_au],
+                   "data": [a for j, a in enumerate(stream.au_names) if j not in d_au]},
+            "expr": {"model": [c for i, c in enumerate(model_vocab["expressions"]) if i not in m_ex],
+                     "data": [c for j, c in enumerate(stream.expressions) if j not in d_ex]},
+        }
+        return cls(au, m_au, d_au, ex, m_ex, d_ex, left)
+
+    @property
+    def identity(self) -> bool:
+        """Both sides have the same AUs and classes in the same order: nothing to cut or move."""
+        return (self.model_au == self.data_au == list(range(len(self.data_au)))
+                and self.model_classes == self.data_classes == list(range(len(self.data_classes)))
+                and not any(side for task in self.left_out.values() for side in task.values()))
+
+    def predictions(self, pred: Predictions) -> Predictions:
+        return Predictions(pred.va, pred.au_logits[:, self.model_au], pred.expr_logits[:, self.model_classes])
+
+    def batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        size = max(self.data_classes, default=-1) + 1
+        remap = torch.full((max(size, 1),), -1, dtype=torch.long)  # export class index -> shared index
+        remap[self.data_classes] = torch.arange(len(self.data_classes))
+        expr = torch.as_tensor(batch["expr"]).long()
+        known = (expr >= 0) & (expr < size)
+        mapped = torch.where(known, remap[expr.clamp(0, len(remap) - 1)], torch.full_like(expr, -1))
+        return {**batch, "au": batch["au"][:, self.data_au], "au_mask": batch["au_mask"][:, self.data_au],
+                "expr": mapped, "expr_mask": torch.as_tensor(batch["expr_mask"]).bool() & (mapped >= 0)}
+
+
+@dataclass
 class EvalResult:
     metrics: dict[str, Any]
     per_video: dict[str, dict[str, Any]]
+    #: AUs and classes left out of the scores because only the model or only the export has
+    #: them (see :class:`VocabularyMatch`); empty lists when the two agree
+    left_out: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, *, batch_size: int = 256,
                         workers: int = 0, device: str = "cpu", verify: bool = True) -> EvalResult:
+    """A checkpoint's metrics on an export. Where their AU sets or classes differ, the ones
+    both have are scored and the others named in ``left_out``."""
     stream = eval_stream(data, batch_size, verify=verify)  # a corrupted export fails before the model loads
     model, state = load_model(checkpoint, device)
-    want = (list(stream.au_names), list(stream.expressions))
-    have = (state["vocabulary"]["au_names"], state["vocabulary"]["expressions"])
-    if want != have:
-        raise CheckpointError(f"{checkpoint} predicts AUs {have[0]} and classes {have[1]}, but {data} has "
-                              f"AUs {want[0]} and classes {want[1]}")
-    result = evaluate_model(model, stream, batch_size=batch_size, workers=workers, device=device, per_video=True)
+    match = VocabularyMatch.of(state["vocabulary"], stream)
+    result = evaluate_model(model, stream, batch_size=batch_size, workers=workers, device=device, per_video=True,
+                            match=None if match.identity else match)
     per_video = result.pop("per_video")
-    return EvalResult(result, per_video)
+    return EvalResult(result, per_video, match.left_out)

@@ -30,6 +30,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from affmodels.errors import ConfigError, InputFileError, MissingFileError
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -55,7 +57,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.trunk not in TRUNKS:
-            raise ValueError(f"unknown trunk {self.trunk!r}; known: {', '.join(TRUNKS)}")
+            raise ConfigError(f"unknown trunk {self.trunk!r}; known: {', '.join(TRUNKS)}")
         if self.grid < 1:
             raise ValueError(f"grid must be >= 1, got {self.grid}")
         if self.n_aus < 0 or self.n_classes < 0:
@@ -277,11 +279,11 @@ class MultiTaskNet(nn.Module):
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights not found: {path} (expected a state_dict file)")
+            raise MissingFileError(f"pretrained weights not found: {path} (expected a state_dict file)")
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle/zip errors come in many types
-            raise ValueError(f"cannot read pretrained weights {path}: {e}") from e
+            raise InputFileError(f"cannot read pretrained weights {path}: {e}") from e
         state = _unwrap_state_dict(obj, path)
         is_model = any(k.startswith(("trunk.", "heads.")) for k in state)
         target: nn.Module = self if is_model else self.trunk
@@ -311,7 +313,7 @@ def _unwrap_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
+        raise InputFileError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 

@@ -29,6 +29,7 @@ from affmodels.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from affmodels.curves import plot_curves
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import RunFolderError
@@ -87,6 +88,10 @@ class TrainConfig:
 
 @dataclass
 class EpochRecord:
+    """One line of ``metrics.jsonl``: ``epoch`` counts from 1 (the epoch just finished); ``train``
+    the mean losses over its steps; ``val`` the metrics on ``--val`` (with its loss as ``loss``
+    and ``loss_va``, ``loss_au``, ``loss_expr``)."""
+
     epoch: int
     step: int
     lr: float
@@ -122,9 +127,10 @@ def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, M
 
 
 def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Callable[[EpochRecord], None] | None = None,
-          on_start: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train as ``cfg`` says; ``on_start(steps_per_epoch, epochs)``, ``progress(1)`` per step and
-    ``on_epoch(record)`` let a CLI draw progress and a metrics table."""
+          on_start: Callable[[int, int, int], None] | None = None) -> TrainResult:
+    """Train as ``cfg`` says; ``on_start(steps_per_epoch, epochs, steps_done)`` (``steps_done``:
+    those a resumed run already took), ``progress(1)`` per step and ``on_epoch(record)`` let a
+    CLI draw progress and a metrics table."""
     d = distributed.setup(cfg.device)
     try:
         return _train(cfg, d, progress, on_epoch, on_start)
@@ -133,7 +139,7 @@ def train(cfg: TrainConfig, *, progress: Progress | None = None, on_epoch: Calla
 
 
 def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
-           on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int], None] | None) -> TrainResult:
+           on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int, int], None] | None) -> TrainResult:
     out = Path(cfg.out)
     check_run_folder(out, cfg.resume)
     if cfg.threads:
@@ -177,7 +183,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         log.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
     net = compiled(DistributedDataParallel(model) if d.enabled else model, opts)
     if on_start:
-        on_start(steps_per_epoch, cfg.epochs)
+        on_start(steps_per_epoch, cfg.epochs, step)
 
     def checkpoint(epoch: int, name: str = "last.pt", totals: EpochTotals | None = None) -> None:
         """``totals``: the running sums of a checkpoint taken mid-epoch (module epoch_totals)."""
@@ -218,11 +224,13 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
             checkpoint(epoch, totals=totals)  # mid-epoch: the loader state says where to resume
             break
         seconds = totals.seconds()
-        record = EpochRecord(epoch=epoch, step=step, lr=float(scheduler.get_last_lr()[0]),
+        record = EpochRecord(epoch=epoch + 1, step=step, lr=float(scheduler.get_last_lr()[0]),
                              train=totals.means(), seconds=round(seconds, 2),
                              samples_per_s=round(totals.samples * d.world_size / max(seconds, 1e-9), 1))
         if val is not None:
-            metrics = evaluate_model(model, val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device)
+            metrics = evaluate_model(model, val, batch_size=cfg.batch_size, workers=cfg.workers, device=d.device,
+                                     loss_fn=lambda p, b: multitask_loss(p, b, lw, pos_weight=pos_weight,
+                                                                         class_weight=class_weight))
             record.val = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         history.append(record)
         current = score(record.val) if record.val else -record.train.get("loss", math.inf)
@@ -264,33 +272,15 @@ def check_run_folder(out: Path, resume: bool) -> None:
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(json.dumps(record, default=float) + "\n")
+        f.write(json.dumps(_strict(record), default=float, allow_nan=False) + "\n")
 
 
-def plot_curves(history: list[EpochRecord], path: Path) -> None:
-    """Training losses and validation scores per epoch, as a PNG people can look at."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r.epoch + 1 for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    keys = ("loss", "va", "au", "expr") if "loss" in history[-1].train else ("d_loss", "g_loss", "g_cycle")
-    for key in keys:
-        values = [r.train.get(key) for r in history]
-        if any(v is not None for v in values):
-            ax1.plot(epochs, values, marker="o", label=key)
-    ax1.set(title="training loss", xlabel="epoch")
-    if ax1.get_legend_handles_labels()[0]:
-        ax1.legend()
-    for key, label in (("ccc_mean", "VA mean CCC"), ("au_f1_mean", "AU mean F1"), ("expr_f1_macro", "EXPR macro-F1")):
-        values = [r.val.get(key) for r in history]
-        if any(v is not None for v in values):
-            ax2.plot(epochs, values, marker="o", label=label)
-    ax2.set(title="validation", xlabel="epoch", ylim=(0, 1))
-    if ax2.get_legend_handles_labels()[0]:
-        ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _strict(obj: Any) -> Any:
+    """NaN and infinities as null (an undefined metric): strict JSON parsers refuse bare NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj

@@ -50,10 +50,7 @@ def _root() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from affdata.errors import AffdataError
-    from affmodels.errors import ModelError
-
-    run(app, (AffdataError, ModelError))
+    run(app)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from affdata.errors import AffdataError
 
@@ -63,15 +65,52 @@ def _default(obj: Any) -> Any:
         return obj.isoformat()
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
     if isinstance(obj, (bytes, memoryview)):
         return bytes(obj).hex()
     return str(obj)
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as ``None`` and numpy scalars as Python numbers: strict
+    JSON parsers refuse the bare ``NaN`` that ``json.dumps`` writes by default."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if getattr(obj, "shape", None) == () and hasattr(obj, "item"):  # numpy (or torch) scalars
+        return json_safe(obj.item())
+    return obj
+
+
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, default=_default, indent=2) + "\n")
+    sys.stdout.write(json.dumps(json_safe(obj), default=_default, indent=2, allow_nan=False) + "\n")
+
+
+def print_json_line(obj: Any) -> None:
+    """One compact JSON object per line (records streamed while work goes on, e.g. epochs)."""
+    sys.stdout.write(json.dumps(json_safe(obj), default=_default, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as people read it in a table: relative to the working folder when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 face"``, ``"3 faces"``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+#: Width of tables written to a file or a pipe (no terminal to fit): wide enough that a table
+#: stays one row per line instead of folding every cell at 80 columns.
+FILE_WIDTH = 200
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
@@ -82,7 +121,18 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
         table.add_column(str(col), overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else _cell(v) for v in row))
-    out.print(table)
+    console = out
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(file=out.file, width=FILE_WIDTH, color_system=None)
+    console.print(table)
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A score or loss as people compare them: ``digits`` decimals; "-" where it is undefined
+    (None, or NaN: e.g. a task without a labelled frame)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}f}"
 
 
 def _cell(value: Any) -> str:
@@ -112,6 +162,26 @@ def note(message: str) -> None:
     err.print(message, highlight=False, soft_wrap=True)
 
 
+class GrowingTable:
+    """A table printed a row at a time under one header (e.g. epochs as they finish), aligned
+    without knowing the rows to come: each column is as wide as its header or ``width``."""
+
+    def __init__(self, columns: Sequence[str], width: int = 7) -> None:
+        self.widths = [max(len(c), width) for c in columns]
+        self.columns = list(columns)
+        self._header_printed = False
+
+    def add(self, values: Sequence[Any]) -> None:
+        if not self._header_printed:
+            self._print(self.columns, style="bold")
+            self._header_printed = True
+        self._print(["-" if v is None else _cell(v) for v in values])
+
+    def _print(self, cells: Sequence[str], style: str | None = None) -> None:
+        line = "  ".join(c.rjust(w) for c, w in zip(cells, self.widths))
+        out.print(line, style=style, highlight=False, soft_wrap=True)
+
+
 class Bar:
     """The callbacks the library is given: ``bar(n)`` advances, ``bar.total(n)`` sets the size."""
 
@@ -129,7 +199,9 @@ class Bar:
 
 @contextmanager
 def progress_bar(description: str, total: int | None = None, enabled: bool = True) -> Iterator[Bar]:
-    """A rich progress bar on stderr (hidden when ``enabled`` is false, e.g. with --json)."""
+    """A rich progress bar on stderr (hidden when ``enabled`` is false, e.g. with --json).
+
+    If the work fails, the bar is cleared rather than left above the one-line error."""
     if not enabled:
         yield Bar(None)
         return
@@ -149,24 +221,61 @@ def progress_bar(description: str, total: int | None = None, enabled: bool = Tru
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as progress:
-        yield Bar(progress, progress.add_task(description, total=total))
+    # stdout is drawn above the bar only when it is the terminal too (never into a file)
+    with Progress(*columns, console=err, transient=False, redirect_stdout=out.is_terminal) as progress:
+        task = progress.add_task(description, total=total)
+        try:
+            yield Bar(progress, task)
+        except BaseException:
+            _erase(progress)
+            raise
+        if progress.tasks[0].completed == 0:  # "0/0": nothing was there to do; say nothing
+            _erase(progress)
 
 
-def run(app: typer.Typer, errors: tuple[type[Exception], ...] = (AffdataError,)) -> None:
-    """Entry point: library errors become one line on stderr and exit status 1.
+def _erase(progress: Progress) -> None:
+    progress.live.transient = True  # stopping now erases the bar (and writes nothing to a file)
+    progress.live.stop()
+    progress.disable = True  # so that leaving the block adds no blank line either
 
-    ``errors`` are the typed errors of the libraries the app calls. Usage errors are Typer's
-    own (exit status 2). Set ``AFFDATA_DEBUG=1`` for the traceback.
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The typed errors a user can cause: affdata's, and affmodels' once it is loaded (an
+    affmodels error cannot have been raised before, and importing it would load torch)."""
+    errors: tuple[type[Exception], ...] = (AffdataError,)
+    model_errors = sys.modules.get("affmodels.errors")
+    if model_errors is not None:
+        errors += (model_errors.ModelError,)
+    sa_errors = sys.modules.get("sqlalchemy.exc")
+    if sa_errors is not None:  # a database that cannot be reached or refuses the login
+        errors += (sa_errors.OperationalError,)
+    return errors
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees for a library error (no traceback)."""
+    sa_errors = sys.modules.get("sqlalchemy.exc")
+    if sa_errors is not None and isinstance(exc, sa_errors.OperationalError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+        return f"cannot use the database: {reason}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def run(app: typer.Typer) -> None:
+    """Entry point, and the one place errors become exit statuses.
+
+    A library error (:func:`user_errors`) prints one line on stderr and exits with status 1;
+    wrong usage is Typer's own usage message and status 2; Ctrl-C exits with 130. Set
+    ``AFFDATA_DEBUG=1`` for the traceback.
     """
     debug = os.environ.get(DEBUG_VAR, "") not in ("", "0")
     try:
         app()
-    except errors as exc:
-        if debug:
-            raise
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        if debug or not isinstance(exc, user_errors()):
+            raise
+        err.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -22,6 +22,8 @@ def generate(
     labels_only: Annotated[bool, typer.Option("--labels-only", help="Write annotation files only, no video (for label-import benchmarks).")] = False,
     videos: Annotated[int, typer.Option(help="With --labels-only: number of videos.")] = 300,
     frames: Annotated[int, typer.Option(help="With --labels-only: total frames.")] = 1_000_000,
+    au_coverage: Annotated[float | None, typer.Option(help="Rendered datasets: share of person-frames with AU labels (default 0.2, as Aff-Wild2).", show_default=False)] = None,
+    expr_coverage: Annotated[float | None, typer.Option(help="Rendered datasets: share of person-frames with an expression label (default 0.25).", show_default=False)] = None,
     json: JsonOption = False,
 ) -> None:
     """Render labelled face videos in the ABAW layout: videos/, annotations/{VA,AU,EXPR}_Set/,
@@ -35,13 +37,14 @@ def generate(
     """
     from affdata.synthetic import generate_dataset, generate_labels_only, plan_dataset
 
+    coverage = {task: share for task, share in (("AU", au_coverage), ("EXPR", expr_coverage)) if share is not None}
     if labels_only:
         with progress_bar("writing labels", total=videos, enabled=not json) as bar:
             summary = generate_labels_only(out, videos=videos, frames=frames, seed=seed, release=release, progress=bar)
     else:
         total = plan_dataset(subjects, seconds, seed, release=release).frames
         with progress_bar("rendering", total=total, enabled=not json) as bar:
-            summary = generate_dataset(out, subjects, seconds, seed, release=release, progress=bar)
+            summary = generate_dataset(out, subjects, seconds, seed, release=release, coverage=coverage, progress=bar)
     info = {"out": str(summary.out), "videos": summary.videos, "tracks": summary.tracks,
             "subjects": summary.subjects, "frames": summary.frames, "annotated": summary.annotated}
     if json:

@@ -20,6 +20,7 @@ from cli.common import (
     print_json,
     print_table,
     progress_bar,
+    shown_path,
 )
 
 app = typer.Typer(invoke_without_command=True, rich_markup_mode="rich")
@@ -64,8 +65,12 @@ def export(
     if ctx.invoked_subcommand is not None:
         return
     if split is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(0)
+        given = [n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
+        if not given:
+            typer.echo(ctx.get_help())  # a bare `affdata export`: show what it can do
+            raise typer.Exit(0)
+        raise typer.BadParameter("missing: name the split to export (NAME or NAME@VERSION)", ctx=ctx,
+                                 param_hint="'--split'")
     if part is None or out is None:
         raise typer.BadParameter("--part and --out are required with --split", ctx=ctx)
     from affdata.export import export_part
@@ -84,9 +89,9 @@ def export(
         return
     counts = result.manifest["counts"]
     keys = ("rows", "videos", "tracks", "subjects", "va", "au", "expr")
-    print_table(["out", *keys, "shards", "resumed"],
-                [[str(result.out), *(counts[k] for k in keys), result.shards, result.resumed_shards]],
-                title="Export")
+    print_table([*keys, "shards", "resumed"],
+                [[*(counts[k] for k in keys), result.shards, result.resumed_shards]],
+                title=f"Export {shown_path(result.out)}")
 
 
 @app.command()
@@ -117,4 +122,4 @@ def labels(
     else:
         print_table(["source", "VA files", "AU files", "EXPR files", "folder"],
                     [[result.source, result.files.get("va", 0), result.files.get("au", 0),
-                      result.files.get("expr", 0), result.out]], title="ABAW annotation files")
+                      result.files.get("expr", 0), shown_path(result.out)]], title="ABAW annotation files")

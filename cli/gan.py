@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import json as jsonlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, err, print_json, print_table, progress_bar
+from cli.common import (
+    GrowingTable,
+    JsonOption,
+    err,
+    num,
+    plural,
+    print_json,
+    print_json_line,
+    print_table,
+    progress_bar,
+    shown_path,
+)
 
 
 def train_gan(*, data: Path, out: Path, val: Path | None, epochs: int, batch_size: int, lr: float | None, device: str,
@@ -23,20 +33,24 @@ def train_gan(*, data: Path, out: Path, val: Path | None, epochs: int, batch_siz
                          workers=workers, seed=seed, device=device, threads=threads,
                          checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=verify)
 
+    from cli.train import planned_steps, summary
+
+    table = GrowingTable(["epoch", "step", "D loss", "G loss", "G cycle", "D as recogniser: score", "samples/s"])
+
     def on_epoch(record) -> None:
         if json:
-            print(jsonlib.dumps(record.to_dict(), default=float), flush=True)
+            print_json_line(record.to_dict())
             return
         t, v = record.train, record.val
-        print_table(["epoch", "D loss", "G loss", "G cycle", "D as recogniser: score", "samples/s"],
-                    [[record.epoch + 1, f"{t.get('d_loss', 0):.3f}", f"{t.get('g_loss', 0):.3f}",
-                      f"{t.get('g_cycle', 0):.4f}", f"{v['score']:.3f}" if "score" in v else "-",
-                      f"{record.samples_per_s:.0f}"]])
+        table.add([record.epoch, record.step, num(t.get("d_loss")), num(t.get("g_loss")), num(t.get("g_cycle")),
+                   num(v.get("score")), f"{record.samples_per_s:.0f}"])
 
     with progress_bar("training the GAN", enabled=not json) as bar:
-        result = run(cfg, progress=bar, on_epoch=on_epoch, on_start=lambda steps, e: bar.total(steps * e))
+        result = run(cfg, progress=bar, on_epoch=on_epoch,
+                     on_start=lambda steps, e, done: bar.total(planned_steps(steps, e, max_steps) - done))
     if not json:
-        err.print(f"run in {result.out}: {result.steps} steps; grids in {result.out}/grid-epoch*.png", highlight=False)
+        err.print(f"{summary(result)}; grids of generated faces in {shown_path(result.out)}/grid-epoch*.png",
+                  highlight=False, soft_wrap=True)
 
 
 def generate(
@@ -45,43 +59,37 @@ def generate(
     out: Annotated[Path, typer.Option(help="Folder for the generated PNGs.")],
     valence: Annotated[float, typer.Option(help="Target valence in [-1, 1].")] = 0.0,
     arousal: Annotated[float, typer.Option(help="Target arousal in [-1, 1].")] = 0.0,
-    au: Annotated[list[str] | None, typer.Option("--au", help="Target AU as NAME=0|1, e.g. --au AU12=1; repeat. Unnamed AUs are 0.")] = None,
+    au: Annotated[list[str] | None, typer.Option("--au", help="Target AU as NAME=1 (present) or NAME=0, e.g. --au AU12=1; repeat. Unnamed AUs are 0; a bare NAME is refused.")] = None,
     expression: Annotated[str | None, typer.Option(help="Target expression, e.g. happiness.")] = None,
     targets: Annotated[Path | None, typer.Option(help="CSV of targets: columns valence, arousal, expression, AU...; one face per row.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
 ) -> None:
     """Draw the face in --image showing a target affect (or each row of --targets).
 
+    Writes one PNG per target at the GAN's own size and a grid of the source and every target
+    enlarged to at least 128 pixels a face.
+
     Example: affmodels generate --checkpoint runs/gan/last.pt --image face.png --valence 0.7 --arousal 0.3 --au AU12=1 --expression happiness --out gen
     """
     from affmodels.checkpoint import load_checkpoint
-    from affmodels.gan.generate import TargetError, make_target, read_targets
+    from affmodels.gan.generate import make_target, parse_aus, read_targets
     from affmodels.gan.generate import generate as run
 
     vocab = load_checkpoint(checkpoint)["vocabulary"]
-    if not image.is_file():
-        raise typer.BadParameter(f"{image}: no such image file", param_hint="--image")
-    try:
-        if targets is not None:
-            wanted = read_targets(targets, vocab["au_names"], vocab["expressions"])
-        else:
-            aus = {}
-            for item in au or []:
-                name, _, value = item.partition("=")
-                aus[name] = int(value or 1)
-            wanted = [make_target(vocab["au_names"], vocab["expressions"], valence=valence, arousal=arousal,
-                                  aus=aus, expression=expression)]
-    except (TargetError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from None
+    if targets is not None:
+        wanted = read_targets(targets, vocab["au_names"], vocab["expressions"])
+    else:
+        wanted = [make_target(vocab["au_names"], vocab["expressions"], valence=valence, arousal=arousal,
+                              aus=parse_aus(au or []), expression=expression)]
     paths = run(checkpoint, image, wanted, out, device=device)
-    err.print(f"{len(paths) - 1} faces and a grid in {out}", highlight=False)
+    err.print(f"{plural(len(paths) - 1, 'face')} and a grid ({paths[-1].name}) in {shown_path(out)}", highlight=False)
 
 
 def eval_gan(
     checkpoint: Annotated[Path, typer.Option(help="A GAN checkpoint.")],
     evaluator: Annotated[Path, typer.Option(help="A multi-task checkpoint trained separately (affmodels train).")],
     data: Annotated[Path, typer.Option(help="Export whose faces are the sources (and whose labels give the targets).")],
-    n: Annotated[int, typer.Option(help="How many faces to generate and score.")] = 256,
+    n: Annotated[int, typer.Option(min=1, help="How many faces to generate and score.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the target draws.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     json: JsonOption = False,
@@ -102,9 +110,9 @@ def eval_gan(
             ("expr_f1_macro", "expression macro-F1"), ("expr_chance", "expression chance (1 / classes)"),
             ("identity_ratio", "identity distance / other-face distance")]
     print_table(["figure", "trained G", "untrained G"],
-                [[label, f"{getattr(result.trained, k):.3f}", f"{getattr(result.untrained, k):.3f}"] for k, label in keys],
-                title=f"Generated faces ({result.trained.faces}) scored by {evaluator}")
+                [[label, num(getattr(result.trained, k)), num(getattr(result.untrained, k))] for k, label in keys],
+                title=f"{plural(result.trained.faces, 'generated face')} scored by {shown_path(evaluator)}")
     d = result.discriminator
     print_table(["VA mean CCC", "AU mean F1", "EXPR macro-F1", "score"],
-                [[f"{d.get(k, float('nan')):.3f}" for k in ("ccc_mean", "au_f1_mean", "expr_f1_macro", "score")]],
+                [[num(d.get(k)) for k in ("ccc_mean", "au_f1_mean", "expr_f1_macro", "score")]],
                 title="The discriminator as a recogniser")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import NoVerifyOption, err, print_table, progress_bar
+from cli.common import GrowingTable, NoVerifyOption, err, num, print_json_line, progress_bar, shown_path
 
 ROW = [("ccc_mean", "VA CCC"), ("au_f1_mean", "AU F1"), ("expr_f1_macro", "EXPR F1"), ("score", "score")]
+
+
+class ModelKind(str, Enum):
+    cnn = "cnn"
+    vgg = "vgg"
+    gan = "gan"
 
 
 def _floats(text: str, n: int, name: str) -> tuple[float, ...]:
@@ -26,20 +33,20 @@ def train(
     data: Annotated[Path, typer.Option(help="Export folder to train on (affdata export ...).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.jsonl, curves.png.")],
     val: Annotated[Path | None, typer.Option(help="Export folder to evaluate on after each epoch.")] = None,
-    model: Annotated[str, typer.Option(help="cnn (compact, trains on a CPU), vgg (VGG-16 trunk, as the paper) or gan.")] = "cnn",
-    epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Samples per step (per process under torchrun).")] = 128,
+    model: Annotated[ModelKind, typer.Option(help="cnn (compact, trains on a CPU), vgg (VGG-16 trunk, as the paper) or gan.")] = ModelKind.cnn,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training rows.")] = 10,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per step (per process under torchrun).")] = 128,
     lr: Annotated[float | None, typer.Option(help="Learning rate: the one-cycle peak, default 3e-3 (cnn, vgg); Adam's, default 2e-4 (gan).")] = None,
     loss_weights: Annotated[str, typer.Option(help="VA,AU,EXPR loss weights.")] = "1,1,1",
     balance: Annotated[str | None, typer.Option(help="Task-balanced sampling weights VA,AU,EXPR, e.g. 1,2,2 (default: every row once per epoch).")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips and jitter.")] = False,
     pretrained: Annotated[str | None, typer.Option(help="Local state_dict file to start the trunk from.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 2,
     threads: Annotated[int | None, typer.Option(help="torch threads for the step (default: torch's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data order, augmentations and weights.")] = 0,
-    checkpoint_every: Annotated[int, typer.Option(help="Also save last.pt every N steps (0: each epoch only).")] = 0,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in all (smoke runs).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=0, help="Also save last.pt every N steps (0: each epoch only).")] = 0,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after N steps in all (smoke runs).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where last.pt left it.")] = False,
     no_verify: NoVerifyOption = False,
     amp: Annotated[str, typer.Option(help="Mixed precision of the step: auto (bf16 for vgg on CUDA), bf16 or off.")] = "auto",
@@ -56,9 +63,7 @@ def train(
 
     Example: affmodels train --data exports/train --val exports/val --out runs/cnn1 --epochs 8
     """
-    import json as jsonlib
-
-    if model == "gan":
+    if model is ModelKind.gan:
         from cli.gan import train_gan
 
         train_gan(data=data, out=out, val=val, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
@@ -74,26 +79,54 @@ def train(
     if augment_on not in AUGMENT_ON:
         raise typer.BadParameter(f"--augment-on must be one of {', '.join(AUGMENT_ON)}, not {augment_on!r}")
 
-    cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model, epochs=epochs,
+    cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model.value, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
                       pretrained=pretrained, device=device, workers=workers, threads=threads, seed=seed,
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify,
                       amp=amp, fused=fused, compile=compile, augment_on=augment_on, channels_last=channels_last)
-    rows = []
+    table = GrowingTable(["epoch", "step", "train loss", "val loss", *[label for _, label in ROW], "best", "samples/s"])
+    best: list[float] = []
 
     def on_epoch(record) -> None:
         if json:
-            print(jsonlib.dumps(record.to_dict(), default=float), flush=True)
+            print_json_line(record.to_dict())
             return
-        rows.append([record.epoch + 1, f"{record.train.get('loss', float('nan')):.3f}"]
-                    + [f"{record.val[k]:.3f}" if k in record.val else "-" for k, _ in ROW]
-                    + [f"{record.samples_per_s:.0f}"])
-        print_table(["epoch", "train loss", *[label for _, label in ROW], "samples/s"], rows[-1:],
-                    title=None if len(rows) > 1 else "Epochs")
+        score = record.val.get("score", -record.train.get("loss", float("inf")))
+        improved = not best or score > best[0]
+        best[:] = [score] if improved else best
+        table.add([record.epoch, record.step, num(record.train.get("loss")), num(record.val.get("loss")),
+                   *[num(record.val.get(k)) for k, _ in ROW], "*" if improved else "", f"{record.samples_per_s:.0f}"])
 
     with progress_bar("training", enabled=not json) as bar:
         result = run(cfg, progress=bar, on_epoch=on_epoch,
-                     on_start=lambda steps, epochs_: bar.total(steps * epochs_))
+                     on_start=lambda steps, epochs_, done: bar.total(planned_steps(steps, epochs_, max_steps) - done))
     if not json:
-        err.print(f"run in {result.out}: {result.steps} steps; best score {result.best_score}", highlight=False)
+        err.print(summary(result), highlight=False, soft_wrap=True)
+
+
+def planned_steps(steps_per_epoch: int, epochs: int, max_steps: int | None) -> int:
+    """The steps a run ends at: all its epochs', or --max-steps if that comes first (a resumed
+    run's bar counts this less the steps already taken)."""
+    total = steps_per_epoch * epochs
+    return min(total, max_steps) if max_steps else total
+
+
+def summary(result) -> str:
+    """The last line of a training run: where it is, how far it went, which epoch best.pt holds."""
+    from affmodels.curves import best_epoch
+
+    line = f"run in {shown_path(result.out)}: {result.steps} steps"
+    if result.stopped_early:
+        line += " (stopped by --max-steps; last.pt resumes it)"
+    epoch = best_epoch(result.history)
+    if epoch is not None:
+        record = next(r for r in result.history if r.epoch == epoch)
+        if "score" in record.val:
+            what = f"score {record.val['score']:.3f} on --val"
+        elif "loss" in record.train:
+            what = f"training loss {record.train['loss']:.3f}"
+        else:  # a GAN without --val: its generator's loss
+            what = f"G loss {record.train.get('g_loss', float('nan')):.3f}"
+        line += f"; best.pt is epoch {epoch} ({what})"
+    return line

@@ -126,7 +126,7 @@ def resolve(conn: Connection, split: str, part: str, source: str) -> tuple[Split
     parts = conn.execute(text("SELECT part, COUNT(*) FROM split_assignment WHERE split_id = :s "
                               "GROUP BY part"), {"s": row.id}).all()
     if part not in {p for p, _ in parts}:
-        known = ", ".join(f"{p} ({n} videos)" for p, n in sorted(parts))
+        known = ", ".join(f"{p} ({n} video{'' if n == 1 else 's'})" for p, n in sorted(parts))
         raise NotFoundError(f"split {name}@{row.version} has no part {part!r}; parts: {known}")
     return SplitRef(row.id, name, row.version, row.content_hash, part), _scope(conn, source)
 

@@ -34,6 +34,7 @@ from affdata.synthetic.plan import (
     TrackPlan,
     VideoPlan,
     annotation_masks,
+    check_coverage,
     plan_dataset,
     plan_labels_only,
     rng_for,
@@ -126,14 +127,17 @@ def _subjects_csv(plan: DatasetPlan) -> str:
 
 
 def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: int = 0, *,
-                     fps: int = 25, release: str = "abaw2020",
+                     fps: int = 25, release: str = "abaw2020", coverage: dict[str, float] | None = None,
                      progress: Progress | None = None) -> DatasetSummary:
     """Render a synthetic dataset: each of ``subjects`` people is on screen for about
-    ``seconds`` in all; ``progress(n)`` is called with the number of frames just rendered."""
+    ``seconds`` in all; ``progress(n)`` is called with the number of frames just rendered.
+    ``coverage`` overrides the share of person-frames labelled per task (``{"AU": 0.2,
+    "EXPR": 0.25}`` by default, like Aff-Wild2), e.g. for a small demo that needs every class."""
 
     plan = plan_dataset(subjects, seconds, seed, fps=fps, release=release)
+    check_coverage(coverage)
     out = _prepare(out)
-    masks = annotation_masks(plan)
+    masks = annotation_masks(plan, coverage)
     identities: dict[int, Identity] = {
         s: sample_identity(rng_for(seed, STREAM_IDENTITY, s)) for s in range(1, subjects + 1)}
     counts = {t: 0 for t in TASKS}
@@ -159,8 +163,11 @@ def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: 
     summary = _summary(out, plan, True, counts, files)
     video = {"codec": "libx264", "pix_fmt": "yuv420p", "x264_options": X264_OPTIONS,
              "crf_range": list(CRF_RANGE), "pyav": av.__version__}
-    _manifest(out, plan, "render", {"subjects": subjects, "seconds": seconds, "seed": seed,
-                                    "fps": fps, "release": release},
+    arguments: dict[str, object] = {"subjects": subjects, "seconds": seconds, "seed": seed, "fps": fps,
+                                    "release": release}
+    if coverage:
+        arguments["coverage"] = check_coverage(coverage)
+    _manifest(out, plan, "render", arguments,
               {"video": video, **_summary_json(summary)})
     return summary
 

@@ -226,13 +226,27 @@ def _va_mask(n: int, fps: int, rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
-def annotation_masks(plan: DatasetPlan) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+def check_coverage(coverage: dict[str, float] | None) -> dict[str, float]:
+    """:data:`COVERAGE` with the shares in ``coverage`` (keys AU, EXPR; each in (0, 1])."""
+    out = dict(COVERAGE)
+    for task, share in (coverage or {}).items():
+        if task not in COVERAGE:
+            raise ConfigError(f"coverage: unknown task {task!r}; known: {', '.join(COVERAGE)}")
+        if not 0 < float(share) <= 1:
+            raise ConfigError(f"coverage: the {task} share must be in (0, 1], got {share}")
+        out[task] = float(share)
+    return out
+
+
+def annotation_masks(plan: DatasetPlan, coverage: dict[str, float] | None = None
+                     ) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     """Per (video, track), per task, which frames carry a label.
 
     AU and EXPR go greedily over the tracks of each split in random order, labelling whole
-    tracks or long segments until the split's share is reached, so both splits get labels
-    for every task whatever the dataset size.
+    tracks or long segments until the split's share (``coverage``, default :data:`COVERAGE`)
+    is reached, so both splits get labels for every task whatever the dataset size.
     """
+    shares = check_coverage(coverage)
     masks: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     rng = rng_for(plan.seed, STREAM_COVER)
     for video, track in plan.tracks():
@@ -244,7 +258,7 @@ def annotation_masks(plan: DatasetPlan) -> dict[tuple[str, str], dict[str, np.nd
     for split in (TRAIN, VALID):
         items = [(v, t) for v, t in plan.tracks() if v.split == split]
         total = sum(v.frames for v, _ in items)
-        for task, share in COVERAGE.items():
+        for task, share in shares.items():
             goal = share * total
             covered = 0
             for i in rng.permutation(len(items)):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from affmodels.data.order import rng
+from affmodels.errors import ConfigError
 
 TASKS = ("va", "au", "expr")
 
@@ -22,13 +23,13 @@ TASKS = ("va", "au", "expr")
 def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
     unknown = sorted(set(weights) - set(TASKS))
     if unknown:
-        raise ValueError(f"balance: unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
+        raise ConfigError(f"balance: unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
     out = {t: float(weights.get(t, 0.0)) for t in TASKS}
     bad = [t for t, w in out.items() if not (np.isfinite(w) and w >= 0)]
     if bad:
-        raise ValueError(f"balance: weights must be finite and >= 0, got {', '.join(f'{t}={out[t]}' for t in bad)}")
+        raise ConfigError(f"balance: weights must be finite and >= 0, got {', '.join(f'{t}={out[t]}' for t in bad)}")
     if sum(out.values()) <= 0:
-        raise ValueError("balance: at least one weight must be > 0")
+        raise ConfigError("balance: at least one weight must be > 0")
     return out
 
 
@@ -46,7 +47,7 @@ def balanced_counts(has: Mapping[str, np.ndarray], weights: Mapping[str, float],
         raise ValueError(f"balance: draws must be >= 0, got {draws}")
     empty = [t for t in TASKS if w[t] > 0 and not has[t].any()]
     if empty:
-        raise ValueError(f"balance: weight > 0 for {', '.join(empty)} but no row has that label; "
+        raise ConfigError(f"balance: weight > 0 for {', '.join(empty)} but no row has that label; "
                          "set its weight to 0")
     g = rng(seed, epoch, 2)
     p = np.array([w[t] for t in TASKS]) / sum(w.values())

@@ -32,6 +32,7 @@ from affmodels.data.manifest import Manifest, load_manifest
 from affmodels.data.order import EpochOrder, Partition, block_layout, partition
 from affmodels.data.reader import Block, ShardReader, concat_blocks
 from affmodels.data.state import MAX_WORKERS, SharedState
+from affmodels.errors import ConfigError
 
 
 def dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -92,7 +93,7 @@ class AffectStream(IterableDataset):
             reader.close()
             empty = [t for t in TASKS if self.balance[t] > 0 and not self._has[t].any()]
             if empty:
-                raise ValueError(f"balance: weight > 0 for {', '.join(empty)} but no row of "
+                raise ConfigError(f"balance: weight > 0 for {', '.join(empty)} but no row of "
                                  f"{self.manifest.root} has that label; set its weight to 0")
         self._state = SharedState()
         self._base = 0  # samples (global) consumed before this process's current iteration

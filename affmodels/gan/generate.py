@@ -9,25 +9,40 @@ import numpy as np
 import torch
 from PIL import Image
 
+from affdata.errors import AffdataError
 from affdata.export.crop import crop_resize, whole_frame_box
-from affmodels.errors import ModelError
+from affmodels.errors import InputFileError, MissingFileError, TargetError
 from affmodels.gan.generator import to_uint8
 from affmodels.gan.grid import save_grid, target_label
 from affmodels.gan.targets import Target
 from affmodels.gan.train import load_gan
 
 
-class TargetError(ModelError, ValueError):
-    """A target affect that the GAN's vocabulary cannot express."""
-
-
 def load_face(path: Path, size: int) -> torch.Tensor:
     """The centred square of an image, resized to ``size``: the export's whole-frame crop, with
     the export's resize, so a generator sees the pixels it was trained on."""
-    frame = np.asarray(Image.open(path).convert("RGB"))
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path}: no such image file")
+    try:
+        frame = np.asarray(Image.open(path).convert("RGB"))
+    except (OSError, ValueError) as exc:  # Pillow's UnidentifiedImageError is an OSError
+        raise InputFileError(f"{path}: not an image Pillow can read ({exc})") from None
     height, width = frame.shape[:2]
     face = crop_resize(frame, whole_frame_box(width, height, folder=False), size)
     return torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def parse_aus(items: list[str]) -> dict[str, int]:
+    """``["AU12=1", "AU6=0"]`` (the CLI's ``--au NAME=0|1``) as ``{"AU12": 1, "AU6": 0}``.
+
+    The value is required: a bare ``AU12`` is refused rather than guessed."""
+    aus: dict[str, int] = {}
+    for item in items:
+        name, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or value not in ("0", "1") or not name:
+            raise TargetError(f"--au {item!r}: write NAME=1 (present) or NAME=0 (absent), e.g. AU12=1")
+        aus[name] = int(value)
+    return aus
 
 
 def make_target(au_names: list[str], classes: list[str], *, valence: float = 0.0, arousal: float = 0.0,
@@ -58,6 +73,8 @@ def make_target(au_names: list[str], classes: list[str], *, valence: float = 0.0
 
 def read_targets(path: Path, au_names: list[str], classes: list[str]) -> list[tuple[list[float], list[float], int]]:
     """A CSV with columns valence, arousal, expression and any AU columns (AU12 or AU12=...)."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path}: no such targets file")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -69,7 +86,7 @@ def read_targets(path: Path, au_names: list[str], classes: list[str]) -> list[tu
             targets.append(make_target(au_names, classes, valence=float(row.get("valence") or 0),
                                        arousal=float(row.get("arousal") or 0), aus=aus,
                                        expression=row.get("expression") or None))
-        except (ValueError, TargetError) as exc:
+        except (ValueError, AffdataError) as exc:  # TargetError is a ValueError
             raise TargetError(f"{path}:{line}: {exc}") from None
     return targets
 
@@ -77,7 +94,8 @@ def read_targets(path: Path, au_names: list[str], classes: list[str]) -> list[tu
 @torch.no_grad()
 def generate(checkpoint: Path, image: Path, targets: list[tuple[list[float], list[float], int]], out: Path,
              device: str = "cpu") -> list[Path]:
-    """One PNG per target (``<image>_tNN.png``) and ``<image>_grid.png`` with all of them."""
+    """One PNG per target (``<image>_tNN.png``, at the GAN's own size) and ``<image>_grid.png``
+    with the source and all of them, enlarged to be looked at (:func:`save_grid`)."""
     G, _, state = load_gan(checkpoint, device)
     vocab = state["vocabulary"]
     size = state["image_size"]
@@ -94,5 +112,6 @@ def generate(checkpoint: Path, image: Path, targets: list[tuple[list[float], lis
         Image.fromarray(fake.permute(1, 2, 0).numpy()).save(path)
         paths.append(path)
     labels = [target_label(target, i, vocab["expressions"], vocab["au_names"]) for i in range(len(targets))]
-    save_grid(out / f"{image.stem}_grid.png", face, [f.unsqueeze(0) for f in fakes], labels)
+    save_grid(out / f"{image.stem}_grid.png", face, [f.unsqueeze(0) for f in fakes], labels,
+              title=f"{Path(checkpoint).name} after {state['step']} steps")
     return paths + [out / f"{image.stem}_grid.png"]

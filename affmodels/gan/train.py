@@ -14,6 +14,7 @@ class), a ``metrics.jsonl`` record with the discriminator evaluated as a recogni
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from affmodels.checkpoint import (
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
 from affmodels.data.reader import ShardReader
 from affmodels.epoch_totals import EpochTotals
+from affmodels.errors import ConfigError
 from affmodels.evaluate import evaluate_model, score
 from affmodels.gan.augment import DiffAugment
 from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
@@ -158,7 +160,7 @@ def grid_inputs(stream: AffectStream, sampler: TargetSampler, labels: dict[str, 
 
 
 def render_grid(G: Generator, faces: torch.Tensor, targets: Target, path: Path, classes: list[str],
-                au_names: list[str], device: torch.device) -> None:
+                au_names: list[str], device: torch.device, title: str | None = None) -> None:
     was = G.training
     G.eval()
     with torch.no_grad():
@@ -168,16 +170,15 @@ def render_grid(G: Generator, faces: torch.Tensor, targets: Target, path: Path, 
             columns.append(G(faces.to(device), cond).image.cpu())
     G.train(was)
     labels = [target_label(targets, i, classes, au_names) for i in range(len(targets))]
-    save_grid(path, faces, columns, labels)
+    save_grid(path, faces, columns, labels, title=title)
 
 
 def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = None,
               on_epoch: Callable[[EpochRecord], None] | None = None,
-              on_start: Callable[[int, int], None] | None = None) -> TrainResult:
+              on_start: Callable[[int, int, int], None] | None = None) -> TrainResult:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # refuse before joining (and waiting for) a process group
+        raise ConfigError("the GAN trains in one process; run it without torchrun")
     d = distributed.setup(cfg.device)
-    if d.enabled:
-        distributed.teardown(d)
-        raise ValueError("the GAN trains in one process; run it without torchrun")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -219,7 +220,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         pending_rng = state["rng"]
         carried = EpochTotals.resumed(state, start_epoch)
     if on_start:
-        on_start(len(loader), cfg.epochs)
+        on_start(len(loader), cfg.epochs, step)
 
     def checkpoint(epoch: int, name: str = "last.pt", totals: EpochTotals | None = None) -> None:
         """``totals``: the running sums of a checkpoint taken mid-epoch (module epoch_totals)."""
@@ -270,11 +271,12 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
                 break
         if stopped:  # a short run still leaves a grid to look at
             render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"],
-                        vocab["au_names"], d.device)
+                        vocab["au_names"], d.device,
+                        title=f"{out.name}: epoch {epoch + 1} stopped at step {step}")
             checkpoint(epoch, totals=totals)
             break
         seconds = totals.seconds()
-        record = EpochRecord(epoch=epoch, step=step, lr=cfg.lr_g, train=totals.means(),
+        record = EpochRecord(epoch=epoch + 1, step=step, lr=cfg.lr_g, train=totals.means(),
                              seconds=round(seconds, 2), samples_per_s=round(totals.samples / max(seconds, 1e-9), 1))
         if cfg.val:
             metrics = evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device,
@@ -284,7 +286,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         current = score(record.val) if record.val else -record.train.get("g_loss", 0.0)
         improved = best is None or current > best
         best = current if improved else best
-        render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"], vocab["au_names"], d.device)
+        render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"], vocab["au_names"],
+                    d.device, title=f"{out.name}: end of epoch {epoch + 1}, step {step}")
         checkpoint(epoch + 1)
         if improved:
             checkpoint(epoch + 1, "best.pt")

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from affmodels.gan import grid
 from affmodels.gan import (
     TargetSampler,
     discriminator_step_losses,
@@ -68,13 +69,13 @@ def test_grid_png_has_the_expected_size_and_pixels(tmp_path):
     generated = [torch.rand(n, 3, h, w, generator=g), torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8)]
     labels = ["Happy v+0.60 a+0.30 AU6 AU12", "Sad"]
     path = tmp_path / "sub" / "grid.png"
-    size = save_grid(path, sources, generated, labels)
+    size = save_grid(path, sources, generated, labels, min_cell=1)  # faces at their own size
     img = np.asarray(Image.open(path).convert("RGB"))
     assert img.shape[:2] == (size[1], size[0])
-    pad = 2
+    pad = grid.PAD
     assert size[0] == 3 * w + 4 * pad  # source + 2 targets
-    header = size[1] - (n * h + (n + 1) * pad)
-    assert header >= 12 and size == grid_size(n, 2, h, w, header // 12)
+    header = size[1] - (n * h + (n + 1) * pad) - pad
+    assert header >= grid.LINE and size == grid_size(n, 2, h, w, header // grid.LINE)
     assert (img[: header // 2, pad + w + pad : pad + 2 * w + pad] < 128).any()  # label text drawn
     for r in range(n):
         y = size[1] - pad - (n - r) * h - (n - 1 - r) * pad
@@ -82,6 +83,25 @@ def test_grid_png_has_the_expected_size_and_pixels(tmp_path):
         assert np.array_equal(cell(0), sources[r].permute(1, 2, 0).numpy())
         assert np.array_equal(cell(1), to_uint8(generated[0][r]).permute(1, 2, 0).numpy())
         assert np.array_equal(cell(2), generated[1][r].permute(1, 2, 0).numpy())
+
+
+def test_grid_faces_are_drawn_at_least_128_pixels_with_a_title(tmp_path):
+    """A 64-pixel export's faces are enlarged by a whole factor (each pixel a 2x2 block), big
+    enough to judge; the title line sits above the column labels."""
+    g = torch.Generator().manual_seed(1)
+    n, h = 2, 64
+    sources = torch.randint(0, 256, (n, 3, h, h), dtype=torch.uint8, generator=g)
+    path = tmp_path / "grid.png"
+    size = save_grid(path, sources, [sources.clone()], ["Happiness v+0.60 a+0.30 AU6 AU12"], title="step 60")
+    assert grid.cell_scale(h) == 2 and grid.cell_scale(112) == 2 and grid.cell_scale(128) == 1
+    pad = grid.PAD
+    assert size[0] == 2 * 128 + 3 * pad
+    img = np.asarray(Image.open(path).convert("RGB"))
+    bottom = img[size[1] - pad - 128 : size[1] - pad, pad : pad + 128]  # the last source face
+    assert np.array_equal(bottom, np.repeat(np.repeat(sources[-1].permute(1, 2, 0).numpy(), 2, 0), 2, 1))
+    assert (img[pad : pad + grid.LINE, pad : 120] < 128).any()  # the title is drawn
+    header = size[1] - (n * 128 + (n + 1) * pad) - pad
+    assert header >= 2 * grid.LINE  # title + at least one label line
 
 
 def test_grid_rejects_mismatched_columns(tmp_path):

@@ -179,3 +179,21 @@ def test_labels_only_progress_and_release(tmp_path: Path) -> None:
     assert 7 in classes, "release abaw uses the Other class"
     with pytest.raises(ConfigError):
         generate_labels_only(tmp_path / "y", videos=10, frames=5)
+
+
+def test_coverage_can_be_raised_for_a_small_demo() -> None:
+    from affdata.errors import ConfigError
+    from affdata.synthetic.plan import annotation_masks, plan_dataset
+
+    plan = plan_dataset(6, 10.0, 1)
+    total = sum(v.frames for v, _ in plan.tracks())
+
+    def share(masks: dict, task: str) -> float:
+        return sum(int(m[task].sum()) for m in masks.values()) / total
+
+    default, raised = annotation_masks(plan), annotation_masks(plan, {"AU": 0.4, "EXPR": 0.8})
+    assert share(default, "EXPR") < 0.4 and share(raised, "EXPR") >= 0.75 and share(raised, "AU") >= 0.35
+    assert all((raised[k]["VA"] == default[k]["VA"]).all() for k in default)  # VA gaps are unchanged
+    for bad in ({"EXPR": 0.0}, {"EXPR": 1.5}, {"VA": 0.5}):
+        with pytest.raises(ConfigError, match="coverage"):
+            annotation_masks(plan, bad)

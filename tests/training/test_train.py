@@ -35,7 +35,7 @@ def test_a_short_run_writes_checkpoints_metrics_and_curves(tiny, tmp_path: Path)
     out = tmp_path / "run"
     assert {p.name for p in out.iterdir()} >= {"best.pt", "last.pt", "metrics.jsonl", "curves.png"}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [0, 1] and all("ccc_mean" in r["val"] for r in records)
+    assert [r["epoch"] for r in records] == [1, 2] and all("ccc_mean" in r["val"] for r in records)
     state = load_checkpoint(out / "last.pt")
     assert state["kind"] == "multitask" and state["epoch"] == 2 and state["step"] == result.steps
     assert state["vocabulary"]["au_names"][:2] == ["AU1", "AU2"]
