@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from affmodels.evaluate import eval_stream, load_model, predictions
+from affmodels.checkpoint import load_model
+from affmodels.evaluate import eval_stream, predictions
 
 CHUNK = 128
 

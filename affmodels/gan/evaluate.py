@@ -21,18 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from affmodels.checkpoint import CheckpointError
+from affmodels.checkpoint import CheckpointError, load_gan, load_model
 from affmodels.data import AffectStream, load_manifest
-from affmodels.evaluate import evaluate_model, load_model
+from affmodels.evaluate import evaluate_model
+from affmodels.gan.discriminator import Recognizer
 from affmodels.gan.generator import Generator, GeneratorConfig, to_uint8
-from affmodels.gan.targets import TargetSampler
-from affmodels.gan.train import (
-    Recognizer,
-    label_arrays,
-    load_gan,
-    observed_classes,
-    sample_targets,
-)
+from affmodels.gan.targets import TargetSampler, label_arrays, observed_classes, sample_targets
 from affmodels.metrics import ccc, f1_binary, macro_f1
 
 

@@ -15,7 +15,7 @@ from affmodels.errors import InputFileError, MissingFileError, TargetError
 from affmodels.gan.generator import to_uint8
 from affmodels.gan.grid import save_grid, target_label
 from affmodels.gan.targets import Target
-from affmodels.gan.train import load_gan
+from affmodels.checkpoint import load_gan
 
 
 def load_face(path: Path, size: int) -> torch.Tensor:

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from torch import nn
 
 from affmodels import distributed
 from affmodels.checkpoint import (
@@ -32,7 +31,6 @@ from affmodels.checkpoint import (
     save_checkpoint,
 )
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
-from affmodels.data.reader import ShardReader
 from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import ConfigError
 from affmodels.evaluate import evaluate_model, score
@@ -47,15 +45,11 @@ from affmodels.gan.losses import (
     frozen,
     generator_step_losses,
 )
-from affmodels.gan.targets import Target, TargetSampler
-from affmodels.train import (
-    EpochRecord,
-    TrainResult,
-    _append_jsonl,
-    check_run_folder,
-    epoch_batches,
-    plot_curves,
-)
+from affmodels.gan.discriminator import Recognizer
+from affmodels.gan.targets import Target, TargetSampler, label_arrays, observed_classes, sample_targets
+from affmodels.curves import plot_curves
+from affmodels.runs import append_record, check_run_folder, epoch_batches
+from affmodels.train import EpochRecord, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -96,28 +90,6 @@ class GanTrainConfig:
     verify: bool = True
 
 
-class Recognizer(nn.Module):
-    """The discriminator seen as a multi-task recogniser (what evaluation calls)."""
-
-    def __init__(self, d: Discriminator) -> None:
-        super().__init__()
-        self.d = d
-
-    def forward(self, images: torch.Tensor) -> Any:
-        return self.d.predict(images)
-
-
-def label_arrays(manifest: Manifest) -> dict[str, np.ndarray]:
-    """Every training row's labels (no pixels): what the target sampler draws combinations from."""
-    reader = ShardReader(manifest)
-    try:
-        b = reader.read_labels()
-    finally:
-        reader.close()
-    return {"va": b.va, "au": b.au, "au_mask": b.au_mask, "expr": b.expr, "va_mask": b.va_mask,
-            "expr_mask": b.expr_mask}
-
-
 def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
     """``n`` face crops spread evenly over the export (so over videos and people), uint8 NCHW."""
     from affmodels.data.decode import decode
@@ -132,19 +104,6 @@ def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
             faces += [decode(column[i].as_py(), manifest.image_size, manifest.encoding) for i in local]
         offset += shard.rows
     return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
-
-
-def observed_classes(labels: dict[str, np.ndarray]) -> torch.Tensor:
-    """The expression classes that occur in the training rows."""
-    return torch.from_numpy(np.unique(labels["expr"][labels["expr_mask"] & (labels["expr"] >= 0)]))
-
-
-def sample_targets(sampler: TargetSampler, n: int, classes: torch.Tensor, g: torch.Generator) -> Target:
-    """Targets whose expression is uniform over the observed classes, the rest drawn from rows of
-    that class: every class is asked for equally often, whatever its share of the data."""
-    if not len(classes):
-        return sampler.sample(n, generator=g)
-    return sampler.sample(n, generator=g, classes=classes[torch.randint(len(classes), (n,), generator=g)])
 
 
 def grid_inputs(stream: AffectStream, sampler: TargetSampler, labels: dict[str, np.ndarray],
@@ -291,22 +250,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         checkpoint(epoch + 1)
         if improved:
             checkpoint(epoch + 1, "best.pt")
-        _append_jsonl(out / "metrics.jsonl", record.to_dict())
+        append_record(out / "metrics.jsonl", record.to_dict())
         plot_curves(history, out / "curves.png")
         if on_epoch:
             on_epoch(record)
     return TrainResult(out, history, best, step, stopped)
-
-
-def load_gan(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, Discriminator, dict[str, Any]]:
-    from affmodels.checkpoint import CheckpointError
-
-    state = load_checkpoint(Path(checkpoint), map_location=device)
-    if state.get("kind") != "gan":
-        raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a GAN")
-    G = Generator(GeneratorConfig(**state["generator_config"]))
-    # checkpoints from before the trunk's GroupNorm say nothing of norm: theirs had none
-    D = Discriminator(DiscriminatorConfig(**{"norm": "none", **state["discriminator_config"]}))
-    G.load_state_dict(state["generator"])
-    D.load_state_dict(state["discriminator"])
-    return G.to(device).eval(), D.to(device).eval(), state

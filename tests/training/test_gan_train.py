@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from affmodels.checkpoint import load_checkpoint, save_checkpoint
 from affmodels.gan.evaluate import evaluate_gan
-from affmodels.gan.train import GanTrainConfig, load_gan, train_gan
+from affmodels.checkpoint import load_gan
+from affmodels.gan.train import GanTrainConfig, train_gan
 from affmodels.train import TrainConfig, train
 from tests.training.test_train import assert_same_train_records
 from cli.affmodels_app import app
