@@ -47,13 +47,19 @@ from affmodels.gan.losses import (
 )
 from affmodels.gan.discriminator import Recognizer
 from affmodels.gan.targets import Target, TargetSampler, label_arrays, observed_classes, sample_targets
-from affmodels.curves import plot_curves
+from affmodels.curves import Panels, plot_curves
 from affmodels.runs import append_record, check_run_folder, epoch_batches
 from affmodels.train import EpochRecord, TrainResult
 
 log = logging.getLogger(__name__)
 
 GRID_FACES = 6
+#: what curves.png draws for a GAN run
+CURVES = Panels(
+    losses=(("d_loss", "D total"), ("g_loss", "G total")), losses_title="GAN losses (training)",
+    parts=(("g_cycle", "G cycle"), ("g_adv", "G adversarial"), ("g_task", "G task"), ("d_adv", "D adversarial"),
+           ("d_task", "D task")), parts_title="loss terms (training)",
+    val_title="discriminator as a recogniser (validation)")
 
 
 @dataclass
@@ -251,7 +257,7 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         if improved:
             checkpoint(epoch + 1, "best.pt")
         append_record(out / "metrics.jsonl", record.to_dict())
-        plot_curves(history, out / "curves.png")
+        plot_curves(history, out / "curves.png", panels=CURVES)
         if on_epoch:
             on_epoch(record)
     return TrainResult(out, history, best, step, stopped)
