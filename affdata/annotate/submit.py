@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from affdata.annotate.assignments import Assignment
 from affdata.db import Store
@@ -177,20 +177,19 @@ def submit(store: Store, a: Assignment, payload: dict[str, Any], *, partial: boo
                            sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     key = import_key(a)
+
+    def record(conn: Connection, source_id: int, import_id: int) -> None:  # in the labels' transaction
+        conn.execute(text("DELETE FROM submission WHERE assignment_id = :a"), {"a": a.id})
+        conn.execute(text("INSERT INTO submission (assignment_id, source_id, import_id, frames, interpolated, "
+                          "partial, submitted_at) VALUES (:a, :s, :i, :f, :n, :p, :t)"),
+                     {"a": a.id, "s": source_id, "i": import_id, "f": len(table), "n": interpolated,
+                      "p": partial, "t": utcnow()})
+        conn.execute(text("UPDATE assignment SET status = 'submitted' WHERE id = :a"), {"a": a.id})
+
     status, rows = store_tables(
         store, [(table, a.video_id)], source=a.user, version="", kind="annotator", key=key,
         path=f"annotate://{key}", fmt=FORMAT, digest=digest,
         details={"campaign": a.campaign.name, "campaign_id": a.campaign.id, "assignment": a.id,
                  "task": a.campaign.task, "interpolated": interpolated, "partial": partial},
-        replace=True)
-    with store.transaction() as conn:
-        ids = conn.execute(text("SELECT s.id AS source_id, i.id AS import_id FROM label_import i "
-                                "JOIN label_source s ON s.id = i.source_id WHERE s.name = :n AND s.version = '' "
-                                "AND i.key = :k"), {"n": a.user, "k": key}).one()
-        conn.execute(text("DELETE FROM submission WHERE assignment_id = :a"), {"a": a.id})
-        conn.execute(text("INSERT INTO submission (assignment_id, source_id, import_id, frames, interpolated, "
-                          "partial, submitted_at) VALUES (:a, :s, :i, :f, :n, :p, :t)"),
-                     {"a": a.id, "s": ids.source_id, "i": ids.import_id, "f": len(table), "n": interpolated,
-                      "p": partial, "t": utcnow()})
-        conn.execute(text("UPDATE assignment SET status = 'submitted' WHERE id = :a"), {"a": a.id})
+        replace=True, on_written=record)
     return SubmitResult(status, len(table), interpolated, partial, rows)

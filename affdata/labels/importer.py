@@ -304,17 +304,22 @@ def _refuse_conflict(store: Store, tables: Sequence[tuple[LabelTable, int]], *, 
 
 def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, source: str, version: str,
                  kind: str, key: str, path: Path | str, fmt: str, digest: str, length_policy: str = "refuse",
-                 details: dict[str, Any] | None = None, replace: bool = False) -> tuple[str, int]:
+                 details: dict[str, Any] | None = None, replace: bool = False,
+                 on_written: Callable[[Connection, int, int], None] | None = None) -> tuple[str, int]:
     """Write parsed tables (each with its video id) as one import of ``source``, in one transaction.
 
     Returns (status, label rows): ``unchanged`` when the same key with the same digest is already
     there, ``replaced`` when ``replace`` swapped an older version's rows, else ``imported``.
+    ``on_written(conn, source_id, import_id)`` runs last inside that transaction (also when
+    unchanged), so a caller's own provenance rows commit or roll back with the labels.
     """
     n_rows = 0
     tasks = sorted({task for t, _ in tables for task in _tasks_of(t)})
     with store.transaction() as conn:
         existing = _existing(conn, source, version, key)
         if existing is not None and existing.sha256 == digest:
+            if on_written is not None:
+                on_written(conn, _source_id(conn, source, version, kind), existing.id)
             return "unchanged", 0
         if existing is not None and not replace:
             raise LabelFormatError(path, f"changed since it was imported into source {source!r}; "
@@ -339,6 +344,8 @@ def store_tables(store: Store, tables: Sequence[tuple[LabelTable, int]], *, sour
             n_rows += _insert_table(conn, table, track_id, source_id, import_id)
         conn.execute(text("UPDATE label_import SET n_rows = :n WHERE id = :i"), {"n": n_rows, "i": import_id})
         materialized.labels_changed(conn, source_ids=[source_id], track_ids=touched, tasks=changed)
+        if on_written is not None:
+            on_written(conn, source_id, import_id)
     return ("replaced" if existing is not None else "imported"), n_rows
 
 

@@ -309,3 +309,28 @@ def test_a_missing_video_file_does_not_leak_its_path(clients: dict[str, Client],
         conn.exec_driver_sql(f"UPDATE video SET path = '/nowhere/secret-folder/clip.mp4' WHERE id = {studio.video}")
     r = clients["alice"].get(f"/api/videos/{studio.video}/media")
     assert r.status_code == 500 and "secret-folder" not in r.text and "cannot be played" in r.json()["error"]
+
+
+def test_labels_and_their_submission_commit_together(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure while recording the submission rolls the labels back with it: one transaction."""
+    from affdata.annotate import submit as submitting
+    from affdata.annotate.assignments import assignments_of
+    from affdata.annotate.users import get_user
+
+    a = next(x for x in assignments_of(studio.store, get_user(studio.store, "alice")) if x.id == studio.alice_va)
+    real_utcnow = submitting.utcnow
+
+    def broken() -> object:
+        raise RuntimeError("the disk went away while recording the submission")
+
+    monkeypatch.setattr(submitting, "utcnow", broken)
+    with pytest.raises(RuntimeError, match="disk went away"):
+        submitting.submit(studio.store, a, _trace(72))
+    with studio.store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM va_label").scalar() == 0
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM label_import").scalar() == 0
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM submission").scalar() == 0
+    monkeypatch.setattr(submitting, "utcnow", real_utcnow)
+    assert submitting.submit(studio.store, a, _trace(72)).status == "imported"
+    with studio.store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM submission").scalar() == 1

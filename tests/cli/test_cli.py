@@ -101,6 +101,7 @@ def test_db_current_reports_head(tmp_path: Path) -> None:
 
 
 def test_sql_limit_reports_the_rows_left_out(tmp_path: Path) -> None:
+    assert _run("db", "upgrade", cwd=tmp_path).returncode == 0  # sql reads a store, never creates one
     result = _run("sql", "SELECT id FROM expression ORDER BY id", "-f", "csv", "--limit", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["id", "0", "1"]

@@ -42,10 +42,11 @@ CASES = [
     Case("affdata", ("labels", "consensus", "-s", "nope", "--db", "{db}"), 1, "nope"),
     Case("affdata", ("labels", "agreement", "-s", "nope", "--db", "{db}"), 1, "nope"),
     Case("affdata", ("ingest", "boxes", "{tmp}/none.csv", "--db", "{db}"), 1, "none.csv"),
-    Case("affdata", ("stats", "--db", "{tmp}/no/such/folder/x.db"), 1, "no such directory"),
+    Case("affdata", ("stats", "--db", "{tmp}/no/such/folder/x.db"), 1, "there is no affdata store"),
+    Case("affdata", ("db", "upgrade", "--db", "{tmp}/no/such/folder/x.db"), 1, "no such directory"),
     Case("affdata", ("demo", "generate", "{train}"), 1, "not empty"),
     Case("affdata", ("db", "current", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/x"), 1,
-         "cannot use the database"),
+         "cannot open the store"),
     # affmodels
     Case("affmodels", ("train", "--data", "{train}", "--out", "{tmp}/r", "--model", "resnet"), 2, "resnet"),
     Case("affmodels", ("train", "--data", "{train}", "--out", "{tmp}/r", "--epochs", "0"), 2, "epochs"),
@@ -120,5 +121,7 @@ def test_a_report_with_failures_leaves_no_empty_progress_bar(tmp_path: Path, cap
     code, out, err = call(affdata_app.main, "affdata", ["ingest", "videos", str(tmp_path / "none"), "--db",
                                                         str(tmp_path / "s.db")], capsys, monkeypatch)
     assert code == 1
-    assert err.strip().splitlines() == [f"failed {tmp_path / 'none'}: does not exist"]
+    # a command that writes creates the store and says so; then only the failure
+    assert err.strip().splitlines() == [f"created a new affdata store at sqlite:///{tmp_path / 's.db'}",
+                                        f"failed {tmp_path / 'none'}: does not exist"]
     assert "added" in out
