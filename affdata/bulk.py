@@ -9,9 +9,10 @@ anywhere rolls the whole file back.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -60,3 +61,21 @@ def upsert_ignore(conn: Connection, table: str, values: dict[str, Any], conflict
         values,
     )
     return result.rowcount == 1
+
+
+def insert_ignore_returning(conn: Connection, table: Table, values: dict[str, Any], conflict: Sequence[str],
+                            returning: str) -> Any:
+    """INSERT one row unless a row with the same ``conflict`` columns exists, through the
+    table's column types (JSON, booleans); the new row's ``returning`` column, or None when a
+    row was there already (another process won the race)."""
+    return conn.execute(_insert_ignore(conn.dialect.name, table, tuple(conflict), returning), values).scalar()
+
+
+@lru_cache(maxsize=16)
+def _insert_ignore(dialect: str, table: Table, conflict: tuple[str, ...], returning: str) -> Any:
+    """INSERT ... ON CONFLICT (...) DO NOTHING RETURNING, built once per dialect and table."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c[returning])

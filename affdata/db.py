@@ -5,7 +5,7 @@ or ``AFFDATA_DB`` name another file or a PostgreSQL database (``postgresql+psyco
 a plain ``postgresql://`` URL is taken to mean psycopg 3).
 
 Every SQLite connection runs in WAL mode with foreign keys on and a 30 s busy timeout, and every
-write transaction (:meth:`Store.transaction`, :func:`begin_write`) opens with ``BEGIN
+write transaction (:meth:`Store.transaction`, :func:`affdata.transactions.begin_write`) opens with ``BEGIN
 IMMEDIATE``: a writer takes the write lock up front, so two processes ingesting into one file
 queue for it instead of failing half-way with "database is locked" when a read transaction tries
 to become a write one. Reads begin deferred and never hold the write lock.
@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from affdata import migrate
 from affdata.errors import ConfigError, NoStoreError, StoreError, StoreFullError
 from affdata.location import DEFAULT_FILE, ENV_VAR
+from affdata.transactions import begin_write, configure_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -71,36 +72,6 @@ def resolve_url(url: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # pysqlite's own transaction handling would defer BEGIN; we issue it ourselves.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-WRITE_OPTION = "affdata_write"
-
-
-@contextmanager
-def begin_write(engine: Engine) -> Iterator[Connection]:
-    """A connection in one write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
-
-
 def make_engine(url: str) -> Engine:
     """An engine with the per-dialect settings described in the module docstring."""
     parsed = make_url(url)
@@ -110,7 +81,7 @@ def make_engine(url: str) -> Engine:
             if not folder.is_dir():
                 raise ConfigError(f"cannot create a store in {folder}: no such directory")
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-        _configure_sqlite(engine)
+        configure_sqlite(engine, SQLITE_BUSY_TIMEOUT_S)
     else:
         engine = create_engine(url, pool_pre_ping=True)
     _translate_errors(engine)

@@ -1,4 +1,9 @@
-"""Content hashes: the identity of videos, annotation files and export shards."""
+"""Content hashes: the identity of videos, annotation files, export shards and checkpoints.
+
+The one streaming sha256 of both packages (affmodels verifies shards and names checkpoints with
+it; hashlib releases the GIL, so threads hash in parallel). The export contract test keeps its
+own on purpose: it checks the format from outside.
+"""
 
 from __future__ import annotations
 

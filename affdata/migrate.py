@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 from affdata import revisions as revision_files
 from affdata.errors import NoStoreError, SchemaOutdatedError, SchemaTooNewError, StoreError
+from affdata.transactions import begin_write
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -69,12 +70,6 @@ def current_revision(conn: Connection) -> str | None:
     if not inspect(conn).has_table("alembic_version"):
         return None
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
-def begin_write(engine: Engine):  # noqa: ANN201 - see affdata.db.begin_write
-    from affdata.db import begin_write as _begin_write
-
-    return _begin_write(engine)
 
 
 def _lock(conn: Connection) -> None:

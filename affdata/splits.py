@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -21,6 +22,48 @@ from affdata.vocab import EXPRESSIONS
 UNITS = ("subject", "video")
 
 
+@dataclass(frozen=True)
+class SavedSplit:
+    """What saving a split did: the version that holds the assignment, and whether it is new."""
+
+    name: str
+    version: int
+    created: bool
+    content_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PartSummary:
+    """One part of a split: its videos, subjects, frames, labelled frames per task, classes."""
+
+    part: str
+    videos: int
+    subjects: int
+    frames: int
+    va: int
+    au: int
+    expr: int
+    classes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """A split version and the counts per part (``show_split``)."""
+
+    name: str
+    version: int
+    unit: str
+    params: dict[str, Any]
+    content_hash: str
+    parts: list[PartSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def assignment_hash(pairs: list[tuple[str, str]]) -> str:
     digest = hashlib.sha256()
     for video_hash, part in sorted(pairs):
@@ -29,8 +72,8 @@ def assignment_hash(pairs: list[tuple[str, str]]) -> str:
 
 
 def save_split(store: Store, name: str, unit: str, assignment: dict[int, str],
-               params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Store ``assignment`` (video id -> part) as split ``name``; returns name, version, created."""
+               params: dict[str, Any] | None = None) -> SavedSplit:
+    """Store ``assignment`` (video id -> part) as split ``name``."""
     if unit not in UNITS:
         raise ConfigError(f"unknown split unit {unit!r}; use one of {', '.join(UNITS)}")
     if not assignment:
@@ -42,14 +85,14 @@ def save_split(store: Store, name: str, unit: str, assignment: dict[int, str],
             "SELECT id, version, content_hash FROM split WHERE name = :n ORDER BY version DESC LIMIT 1"),
             {"n": name}).first()
         if latest is not None and latest.content_hash == digest:
-            return {"name": name, "version": latest.version, "created": False, "content_hash": digest}
+            return SavedSplit(name, latest.version, False, digest)
         version = 1 if latest is None else latest.version + 1
         split_id = conn.execute(insert(Split).values(
             name=name, version=version, unit=unit, params=params or {}, content_hash=digest,
             created_at=utcnow()).returning(Split.id)).scalar_one()
         conn.execute(insert(SplitAssignment), [
             {"split_id": split_id, "video_id": v, "part": part} for v, part in sorted(assignment.items())])
-    return {"name": name, "version": version, "created": True, "content_hash": digest}
+    return SavedSplit(name, version, True, digest)
 
 
 DEFAULT_PARTS = {1: ("train",), 2: ("train", "val"), 3: ("train", "val", "test")}
@@ -104,7 +147,7 @@ def _class_counts(conn: Any) -> dict[int, Any]:
 
 
 def create_split(store: Store, name: str, *, by: str = "subject", ratios: Sequence[float] = (0.8, 0.1, 0.1),
-                 seed: int = 0, stratify: str | None = None, parts: Sequence[str] | None = None) -> dict[str, Any]:
+                 seed: int = 0, stratify: str | None = None, parts: Sequence[str] | None = None) -> SavedSplit:
     """Assign the store's videos to parts, keeping each subject (or video) in one part.
 
     Deterministic for (store contents, arguments): units are ordered by name, shuffled with
@@ -115,7 +158,7 @@ def create_split(store: Store, name: str, *, by: str = "subject", ratios: Sequen
     import numpy as np
 
     if by not in UNITS:
-        raise ConfigError(f"--by must be one of {', '.join(UNITS)}, not {by!r}")
+        raise ConfigError(f"a split keeps each {' or each '.join(UNITS)} in one part, not each {by!r}")
     ratios = [float(r) for r in ratios]
     if not ratios or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
         raise ConfigError(f"ratios must be non-negative and sum to 1, got {ratios}")
@@ -123,7 +166,7 @@ def create_split(store: Store, name: str, *, by: str = "subject", ratios: Sequen
     if len(parts) != len(ratios) or len(set(parts)) != len(parts):
         raise ConfigError(f"{len(ratios)} ratios need {len(ratios)} distinct part names, got {list(parts)}")
     if stratify not in (None, "expression"):
-        raise ConfigError(f"--stratify supports 'expression', not {stratify!r}")
+        raise ConfigError(f"splits stratify by 'expression' only, not {stratify!r}")
     with store.connect() as conn:
         groups = _groups(conn, by)
         counts = _class_counts(conn) if stratify else {}
@@ -162,21 +205,24 @@ def create_split(store: Store, name: str, *, by: str = "subject", ratios: Sequen
 
 
 def resolve_split(conn: Any, name: str) -> Any:
-    """The split row for ``NAME`` (newest version) or ``NAME@VERSION``."""
+    """The split row for ``NAME`` (newest version) or ``NAME@VERSION``: the one place that reads it."""
     from affdata.errors import NotFoundError
 
     base, _, version = name.partition("@")
-    if version and not version.isdigit():
-        raise ConfigError(f"split version must be a number: {name!r}")
-    sql = "SELECT * FROM split WHERE name = :n" + (" AND version = :v" if version else "") + " ORDER BY version DESC LIMIT 1"
-    row = conn.execute(text(sql), {"n": base, "v": int(version or 0)}).first()
-    if row is None:
-        known = [f"{r.name}@{r.version}" for r in conn.execute(text("SELECT name, version FROM split ORDER BY name, version"))]
-        raise NotFoundError(f"no split {name!r} in the store; known: {', '.join(known) or 'none (affdata split create)'}")
-    return row
+    splits = conn.execute(text("SELECT * FROM split")).all()
+    mine = [s for s in splits if s.name == base]
+    if not mine:
+        known = ", ".join(sorted(f"{s.name}@{s.version}" for s in splits)) or "none"
+        raise NotFoundError(f"unknown split {base!r}; splits in the store: {known}")
+    if not version:
+        return max(mine, key=lambda s: s.version)
+    if not version.isdigit() or not any(s.version == int(version) for s in mine):
+        known = ", ".join(str(s.version) for s in sorted(mine, key=lambda s: s.version))
+        raise NotFoundError(f"split {base!r} has no version {version!r}; versions: {known}")
+    return next(s for s in mine if s.version == int(version))
 
 
-def show_split(store: Store, name: str) -> dict[str, Any]:
+def show_split(store: Store, name: str) -> SplitSummary:
     """Counts per part: videos, subjects, frames, labelled frames per task, class balance."""
     with store.connect() as conn:
         split = resolve_split(conn, name)
@@ -195,11 +241,8 @@ def show_split(store: Store, name: str) -> dict[str, Any]:
     balance: dict[str, dict[str, int]] = {}
     for part, expr_id, n in classes:
         balance.setdefault(part, {})[EXPRESSIONS[expr_id]] = int(n)
-    return {
-        "name": split.name, "version": split.version, "unit": split.unit,
-        "params": split.params, "content_hash": split.content_hash,
-        "parts": [{"part": p.part, "videos": p.videos, "subjects": p.subjects, "frames": int(p.frames),
-                   "va": tasks.get(p.part, (0, 0, 0))[0], "au": tasks.get(p.part, (0, 0, 0))[1],
-                   "expr": tasks.get(p.part, (0, 0, 0))[2], "classes": balance.get(p.part, {})}
-                  for p in parts],
-    }
+    return SplitSummary(
+        name=split.name, version=split.version, unit=split.unit, params=split.params,
+        content_hash=split.content_hash,
+        parts=[PartSummary(p.part, int(p.videos), int(p.subjects), int(p.frames), *tasks.get(p.part, (0, 0, 0)),
+                           classes=balance.get(p.part, {})) for p in parts])

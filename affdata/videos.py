@@ -7,7 +7,7 @@ to probe is reported with the reason and leaves nothing in the store; the other 
 
 Two processes may ingest into one store at once: on SQLite each video's transaction starts with
 ``BEGIN IMMEDIATE`` (writers queue), and on both backends the video row is inserted with
-``ON CONFLICT (content_hash) DO NOTHING``, so the loser of a race sees the winner's row and
+``ON CONFLICT (content_hash) DO NOTHING`` (:func:`affdata.bulk.insert_ignore_returning`), so the loser of a race sees the winner's row and
 reports "present".
 """
 
@@ -19,17 +19,17 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from affdata import materialized
-from affdata.bulk import insert_rows, upsert_ignore
+from affdata.bulk import insert_ignore_returning, insert_rows, upsert_ignore
 from affdata.db import Store
 from affdata.errors import AffdataError, ConfigError
-from affdata.schema import utcnow
+from affdata.schema import Video, utcnow
 from affdata.video import VideoProbe, list_videos, probe
 from affdata.executor import Executor, PathMap, PoolExecutor
 from affdata.workers import RECYCLE_EVERY
@@ -83,12 +83,12 @@ class SubjectRule:
 
     def __init__(self, subject: str | None = None, pattern: str | None = None) -> None:
         if subject and pattern:
-            raise ConfigError("give --subject or --subject-pattern, not both")
+            raise ConfigError("give a subject or a subject pattern, not both")
         self.subject = subject
         try:
             self.pattern = re.compile(pattern) if pattern else None
         except re.error as exc:
-            raise ConfigError(f"--subject-pattern {pattern!r} is not a regular expression: {exc}") from None
+            raise ConfigError(f"subject pattern {pattern!r} is not a regular expression: {exc}") from None
 
     def __call__(self, video_name: str) -> str | None:
         if self.subject:
@@ -157,7 +157,7 @@ def register(store: Store, info: VideoProbe, subject: str | None = None, name: s
             "sar_num": info.sar_num, "sar_den": info.sar_den, "duration_s": info.duration_s,
             "is_vfr": info.is_vfr, "notes": list(info.notes), "ingested_at": utcnow(),
         }
-        video_id = conn.execute(_insert_video(conn.dialect.name), row).scalar()
+        video_id = insert_ignore_returning(conn, Video.__table__, row, ["content_hash"], "id")
         if video_id is None:  # another process registered the same content a moment ago
             found = conn.execute(
                 text("SELECT id, path, name FROM video WHERE content_hash = :h"), {"h": info.content_hash}
@@ -170,18 +170,6 @@ def register(store: Store, info: VideoProbe, subject: str | None = None, name: s
 def _frame_rows(video_id: int, info: VideoProbe) -> Iterator[tuple[int, int, float, bool]]:
     for idx, (pts, present) in enumerate(zip(info.timestamps.tolist(), info.present.tolist())):
         yield video_id, idx, pts, present
-
-
-@lru_cache(maxsize=2)
-def _insert_video(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (content_hash) DO NOTHING RETURNING id, built once per dialect."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    from affdata.schema import Video
-
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return insert(Video.__table__).on_conflict_do_nothing(index_elements=["content_hash"]).returning(Video.id)
 
 
 def _known(conn: Connection, found: Any, path: str, info: VideoProbe) -> IngestOutcome:
@@ -288,13 +276,13 @@ def ingest_videos(
 
     ``fps`` is the frame rate of frame folders (which carry none). ``verify`` decodes each
     video's first frame and checks decord against PyAV instead of choosing the decoder by rule
-    (see :mod:`affdata.video.probe`). ``on_found(n)`` is told how
+    (see :mod:`affdata.video.decoder`). ``on_found(n)`` is told how
     many videos were found before probing starts; ``progress(1)`` after each video.
     ``executor`` probes (:mod:`affdata.executor`; default: ``workers`` local processes);
     the registering stays in this process, one transaction per video.
     """
     if workers < 1:
-        raise ConfigError("--workers must be at least 1")
+        raise ConfigError(f"workers must be at least 1, not {workers}")
     rule = SubjectRule(subject, subject_pattern)
     inputs = [Path(p) for p in paths]
     found, skipped = list_videos(inputs, recursive=recursive)

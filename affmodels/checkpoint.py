@@ -14,14 +14,19 @@ the model's outputs), ``model`` (state dict; for a GAN, ``generator`` and ``disc
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from affdata.hashing import file_sha256
 from affmodels.errors import ModelError
+
+if TYPE_CHECKING:
+    from affmodels.gan.discriminator import Discriminator
+    from affmodels.gan.generator import Generator
+    from affmodels.model import MultiTaskNet
 
 CHECKPOINT_FORMAT = 1
 
@@ -69,8 +74,34 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def file_digest(path: Path, length: int = 12) -> str:
     """A short sha256 of a checkpoint file: names the model run that produced predictions."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:length]
+    return file_sha256(path)[:length]
+
+
+def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[MultiTaskNet, dict[str, Any]]:
+    """The multi-task network of a checkpoint (for a GAN: its discriminator is not this)."""
+    from affmodels.model import ModelConfig, MultiTaskNet
+
+    state = load_checkpoint(Path(checkpoint), map_location=device)
+    if state.get("kind") != "multitask":
+        raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a multi-task network")
+    cfg = ModelConfig(**{**state["model_config"], "pretrained": None})
+    model = MultiTaskNet(cfg)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return model, state
+
+
+def load_gan(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, Discriminator, dict[str, Any]]:
+    """The generator and discriminator of a GAN checkpoint, in eval mode."""
+    from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
+    from affmodels.gan.generator import Generator, GeneratorConfig
+
+    state = load_checkpoint(Path(checkpoint), map_location=device)
+    if state.get("kind") != "gan":
+        raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a GAN")
+    G = Generator(GeneratorConfig(**state["generator_config"]))
+    # checkpoints from before the trunk's GroupNorm say nothing of norm: theirs had none
+    D = Discriminator(DiscriminatorConfig(**{"norm": "none", **state["discriminator_config"]}))
+    G.load_state_dict(state["generator"])
+    D.load_state_dict(state["discriminator"])
+    return G.to(device).eval(), D.to(device).eval(), state

@@ -4,23 +4,33 @@ Epochs are numbered as in ``metrics.jsonl`` (1 = the first epoch). Three panels:
 on the training rows and on ``--val``; the loss of each task (training solid, validation
 dashed); the validation scores. The best epoch (the one ``best.pt`` holds: highest validation
 score, else lowest training loss) is marked on every panel; the run's folder name is the title.
-A GAN run shows its discriminator and generator losses and the discriminator's scores as a
-recogniser.
+Another kind of run (the GAN) passes its own :class:`Panels`: its losses, and the
+discriminator's scores as a recogniser; this module knows no GAN key.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 #: (key in record.val, label) of the validation scores drawn
 SCORES = (("ccc_mean", "VA mean CCC"), ("au_f1_mean", "AU mean F1"), ("expr_f1_macro", "EXPR macro-F1"))
 TASKS = (("va", "VA (1 - CCC)"), ("au", "AU (BCE)"), ("expr", "EXPR (CE)"))
-GAN_LOSSES = (("d_loss", "D total"), ("g_loss", "G total"))
-GAN_PARTS = (("g_cycle", "G cycle"), ("g_adv", "G adversarial"), ("g_task", "G task"), ("d_adv", "D adversarial"),
-             ("d_task", "D task"))
+
+
+@dataclass(frozen=True)
+class Panels:
+    """What a kind of run draws in the first two panels (training-record keys and labels) and
+    the title of the third; the multi-task network's own view is the default (None)."""
+
+    losses: tuple[tuple[str, str], ...]
+    losses_title: str
+    parts: tuple[tuple[str, str], ...]
+    parts_title: str
+    val_title: str
 
 
 def _finite(v: Any) -> bool:
@@ -49,8 +59,9 @@ def _line(ax: Any, epochs: list[int], values: list[Any], **kw: Any) -> bool:
     return True
 
 
-def plot_curves(history: Sequence[Any], path: Path, title: str | None = None) -> None:
-    """Write the PNG for ``history`` (``EpochRecord``s); ``title`` defaults to the run folder."""
+def plot_curves(history: Sequence[Any], path: Path, title: str | None = None, panels: Panels | None = None) -> None:
+    """Write the PNG for ``history`` (``EpochRecord``s); ``title`` defaults to the run folder;
+    ``panels`` says what another kind of run (the GAN) draws instead of the task losses."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,19 +70,18 @@ def plot_curves(history: Sequence[Any], path: Path, title: str | None = None) ->
 
     path = Path(path)
     epochs = [r.epoch for r in history]
-    gan = "d_loss" in history[-1].train
     best = best_epoch(history)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax_loss, ax_parts, ax_val = axes
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    if gan:
-        for i, (key, label) in enumerate(GAN_LOSSES):
+    if panels is not None:
+        for i, (key, label) in enumerate(panels.losses):
             _line(ax_loss, epochs, [r.train.get(key) for r in history], color=colours[i], label=label)
-        ax_loss.set(title="GAN losses (training)", ylabel="loss")
-        for i, (key, label) in enumerate(GAN_PARTS):
+        ax_loss.set(title=panels.losses_title, ylabel="loss")
+        for i, (key, label) in enumerate(panels.parts):
             _line(ax_parts, epochs, [r.train.get(key) for r in history], color=colours[i], label=label)
-        ax_parts.set(title="loss terms (training)", ylabel="loss")
-        val_title = "discriminator as a recogniser (validation)"
+        ax_parts.set(title=panels.parts_title, ylabel="loss")
+        val_title = panels.val_title
     else:
         _line(ax_loss, epochs, [r.train.get("loss") for r in history], color=colours[0], label="training")
         _line(ax_loss, epochs, [r.val.get("loss") for r in history], color=colours[1], linestyle="--",
@@ -109,4 +119,4 @@ def plot_curves(history: Sequence[Any], path: Path, title: str | None = None) ->
     plt.close(fig)
 
 
-__all__ = ["best_epoch", "plot_curves"]
+__all__ = ["Panels", "best_epoch", "plot_curves"]

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from affmodels.checkpoint import CheckpointError, load_checkpoint
+from affmodels.checkpoint import CheckpointError, load_checkpoint, load_model
 from affmodels.data import AffectStream, make_loader
 from affmodels.metrics import AffectMetrics
-from affmodels.model import ModelConfig, MultiTaskNet, Predictions
+from affmodels.model import Predictions
 
 
 LossFn = Callable[[Predictions, dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -110,18 +110,6 @@ def _labelled(batch: dict[str, Any]) -> dict[str, int]:
     return {"va": int(torch.as_tensor(batch["va_mask"]).sum()),
             "au": int(torch.as_tensor(batch["au_mask"]).reshape(len(batch["au_mask"]), -1).any(1).sum()),
             "expr": int(torch.as_tensor(batch["expr_mask"]).sum())}
-
-
-def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[MultiTaskNet, dict[str, Any]]:
-    """The multi-task network of a checkpoint (for a GAN: its discriminator is not this)."""
-    state = load_checkpoint(Path(checkpoint), map_location=device)
-    if state.get("kind") != "multitask":
-        raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a multi-task network")
-    cfg = ModelConfig(**{**state["model_config"], "pretrained": None})
-    model = MultiTaskNet(cfg)
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    return model, state
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Predictions of a trained network: on an export, or on a video file; as CSV, as ABAW files,
-or back into the store as a model source.
+"""Predictions of a trained network: on an export, or on a video file; written as affdata's
+predictions file, which the store takes in as a model source (affmodels opens no store).
 
 A video file is decoded in order with affdata's video layer and cropped by the export's
 whole-frame policy (the centred square, resized to the model's input size): without a face
@@ -10,7 +10,6 @@ frame): ``valence``, ``arousal``, ``AUn`` (0/1 at probability 0.5) and ``AUn_p``
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from affmodels.evaluate import eval_stream, load_model, predictions
+from affmodels.checkpoint import load_model
+from affmodels.evaluate import eval_stream, predictions
 
 CHUNK = 128
 
@@ -86,70 +86,12 @@ def predict_video(checkpoint: str | Path, video: str | Path, *, device: str = "c
     return df
 
 
-def write_abaw(df: pd.DataFrame, out: Path, au_names: list[str], classes: list[str],
-               frame_counts: dict[str, int] | None = None, *, fill: bool = True) -> int:
-    """One ABAW file per (video, track) and task in ``out/{VA,AU,EXPR}_Set/``, one line per frame
-    of the video (``frame_counts``; else up to the last predicted frame). With ``fill`` (the
-    default: a challenge submission needs a value on every frame) frames without a prediction
-    (not exported, or no face) take the track's VA linearly interpolated in time and its AUs and
-    expression from the nearest predicted frame (affdata.formats.abaw_submission); without it
-    they get -5 / -1. Every file is checked against the challenge's rules after writing.
-    Returns the number of files written."""
-    from affdata.formats import write_abaw_task_file
-    from affdata.formats.abaw_submission import check_submission_file, fill_track
+def write_predictions_file(df: pd.DataFrame, path: Path, checkpoint: str | Path) -> Path:
+    """``df`` as affdata's predictions file (:mod:`affdata.formats.predictions`): the format the
+    store takes in (``affdata ingest labels --format predictions``)."""
+    from affdata.formats.predictions import write_predictions
+    from affdata.hashing import file_sha256
 
-    written = 0
-    for (video, track), rows in df.groupby(["video", "track"], sort=True):
-        stem = video if track == "main" else f"{video}_{track}"
-        n = (frame_counts or {}).get(video, int(rows["frame"].max()) + 1)
-        for task, table in to_label_tables(rows, au_names, classes).items():
-            path = out / {"va": "VA_Set", "au": "AU_Set", "expr": "EXPR_Set"}[task] / f"{stem}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            header = ",".join(classes) if task == "expr" else None
-            if fill:
-                table = fill_track(table, task, n)
-            write_abaw_task_file(path, table, task, header=header, n_frames=n)
-            if fill:
-                check_submission_file(path, task, n_frames=n)
-            written += 1
-    return written
-
-
-def to_label_tables(rows: pd.DataFrame, au_names: list[str], classes: list[str]) -> dict[str, Any]:
-    """One affdata LabelTable per task for one (video, track) of predictions."""
-    from affdata.formats import LabelTable
-    from affdata.vocab import au_number, expression_id
-
-    rows = rows.sort_values("frame")
-    frames = rows["frame"].to_numpy(dtype=np.int64)
-    base = dict(path="predictions", video=str(rows["video"].iloc[0]), track=str(rows["track"].iloc[0]),
-                frames=frames, lines=frames + 1, n_lines=int(frames.size), kind="model")
-    tables = {"va": LabelTable(**base, valence=rows["valence"].to_numpy(np.float64).clip(-1, 1),
-                               arousal=rows["arousal"].to_numpy(np.float64).clip(-1, 1))}
-    if au_names:
-        tables["au"] = LabelTable(**base, au_numbers=tuple(au_number(a) for a in au_names),
-                                  au_present=rows[au_names].to_numpy(np.int8))
-    if classes:
-        canonical = np.array([expression_id(c) for c in classes], dtype=np.int16)
-        index = {c: i for i, c in enumerate(classes)}
-        tables["expr"] = LabelTable(**base, expr=canonical[[index[c] for c in rows["expression"]]],
-                                    expr_order=tuple(int(c) for c in canonical))
-    return tables
-
-
-def into_store(df: pd.DataFrame, store: Any, *, source: str, version: str, key: str,
-               au_names: list[str], classes: list[str]) -> tuple[str, int]:
-    """Write predictions into an affdata store as a ``model`` source (replacing the same key)."""
-    from affdata.labels.importer import import_predictions
-
-    tables = []
-    for _, rows in df.groupby(["video", "track"], sort=True):
-        per_task = to_label_tables(rows, au_names, classes)
-        merged = per_task["va"]
-        if "au" in per_task:
-            merged.au_numbers, merged.au_present = per_task["au"].au_numbers, per_task["au"].au_present
-        if "expr" in per_task:
-            merged.expr, merged.expr_order = per_task["expr"].expr, per_task["expr"].expr_order
-        tables.append(merged)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
-    return import_predictions(store, tables, source=source, version=version, key=key, path=key, digest=digest)
+    vocab = df.attrs.get("vocabulary", {})
+    return write_predictions(df, path, au_names=vocab.get("au_names", []), expressions=vocab.get("expressions", []),
+                             checkpoint_sha256=file_sha256(Path(checkpoint)))

@@ -11,10 +11,9 @@ run would have taken. Under ``torchrun`` each process trains on its share of eve
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +26,14 @@ from affmodels.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 from affmodels.curves import plot_curves
 from affmodels.data import AffectStream, Augment, loss_weights, make_loader
 from affmodels.epoch_totals import EpochTotals
-from affmodels.errors import RunFolderError
 from affmodels.evaluate import eval_stream, evaluate_model, score
 from affmodels.losses import LossWeights, Relations, multitask_loss
 from affmodels.model import ModelConfig, MultiTaskNet
+from affmodels.runs import append_record, check_run_folder, epoch_batches
 from affmodels.step import autocast, compiled, float32, step_options, to_device
 from affmodels.step import optimizer as make_optimizer
 
@@ -251,45 +249,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
         if improved:
             checkpoint(epoch + 1, "best.pt")
         if d.main:
-            _append_jsonl(out / "metrics.jsonl", record.to_dict())
+            append_record(out / "metrics.jsonl", record.to_dict())
             plot_curves(history, out / "curves.png")
         if on_epoch and d.main:
             on_epoch(record)
     return TrainResult(out, history, best, step, stopped)
-
-
-def epoch_batches(loader: Any, rng: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
-    """The loader's batches; a resumed run's RNG state is restored only once the loader has
-    started, because starting a DataLoader draws a seed from the global RNG."""
-    batches = iter(loader)
-    first = next(batches, None)
-    if rng is not None:
-        set_rng_state(rng)
-    if first is not None:
-        yield first
-        yield from batches
-
-
-def check_run_folder(out: Path, resume: bool) -> None:
-    """A new run needs a folder without a run in it; a resumed one needs its last.pt."""
-    if resume and not (out / "last.pt").is_file():
-        raise RunFolderError(f"{out / 'last.pt'}: nothing to resume")
-    if not resume and (out / "last.pt").exists():
-        raise RunFolderError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-
-
-def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(_strict(record), default=float, allow_nan=False) + "\n")
-
-
-def _strict(obj: Any) -> Any:
-    """NaN and infinities as null (an undefined metric): strict JSON parsers refuse bare NaN."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj

@@ -51,6 +51,10 @@ def detect_faces(
 
     On a Dask cluster (docs/scale.md): affdata detect faces --all --cluster tcp://sched:8786
     """
+    if videos and all_videos:
+        raise typer.BadParameter("give video names or --all, not both")
+    if not videos and not all_videos:
+        raise typer.BadParameter("name the videos to detect faces in, or pass --all")
     from affdata.faces import DetectOptions, detect_faces as run
 
     options = DetectOptions(detector=detector, stride=stride, min_score=min_score,

@@ -103,16 +103,16 @@ def eval_gan(
 
     result = evaluate_gan(checkpoint, evaluator, data, n=n, seed=seed, device=device)
     if json:
-        print_json(result)
+        print_json(result.to_dict())
         return
     keys = [("ccc_valence", "CCC valence to target"), ("ccc_arousal", "CCC arousal to target"),
             ("au_f1_mean", "AU F1 to target"), ("expr_accuracy", "expression accuracy"),
             ("expr_f1_macro", "expression macro-F1"), ("expr_chance", "expression chance (1 / classes)"),
             ("identity_ratio", "identity distance / other-face distance")]
     print_table(["figure", "trained G", "untrained G"],
-                [[label, num(result["trained"].get(k)), num(result["untrained"].get(k))] for k, label in keys],
-                title=f"{plural(result['trained']['faces'], 'generated face')} scored by {shown_path(evaluator)}")
-    d = result["discriminator"]
+                [[label, num(getattr(result.trained, k)), num(getattr(result.untrained, k))] for k, label in keys],
+                title=f"{plural(result.trained.faces, 'generated face')} scored by {shown_path(evaluator)}")
+    d = result.discriminator
     print_table(["VA mean CCC", "AU mean F1", "EXPR macro-F1", "score"],
                 [[num(d.get(k)) for k in ("ccc_mean", "au_f1_mean", "expr_f1_macro", "score")]],
                 title="The discriminator as a recogniser")

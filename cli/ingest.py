@@ -51,6 +51,10 @@ def videos(
 
     On a Dask cluster: affdata ingest videos /data/videos -r --cluster tcp://sched:8786
     """
+    if subject and subject_pattern:
+        raise typer.BadParameter("give --subject or --subject-pattern, not both")
+    if workers < 1:
+        raise typer.BadParameter(f"--workers must be at least 1, not {workers}")
     from affdata.videos import ingest_videos
 
     store = open_store(db, create=True)
@@ -78,7 +82,7 @@ def labels(
     source: Annotated[str | None, typer.Option(help="Label source name (default: the folder's name, or the format).")] = None,
     kind: Annotated[str | None, typer.Option(help="annotator, dataset (human; default) or model (default for OpenFace / py-feat).")] = None,
     version: Annotated[str, typer.Option(help="Version of the label source.")] = "",
-    format: Annotated[str | None, typer.Option("--format", help="abaw-va, abaw-au, abaw-expr, abaw-multitask, openface, pyfeat or generic (default: detected).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="abaw-va, abaw-au, abaw-expr, abaw-multitask, openface, pyfeat, generic (default: detected), or predictions (affmodels predict's file, a model source).")] = None,
     video: Annotated[str | None, typer.Option(help="The video a single-video file (OpenFace, py-feat, generic) belongs to (default: its file name).")] = None,
     length_policy: Annotated[str, typer.Option(help="When a file's lines and its video's frames differ: refuse, truncate or pad.")] = "refuse",
     replace: Annotated[bool, typer.Option("--replace", help="Swap the labels of files that changed since they were imported.")] = False,
@@ -94,14 +98,17 @@ def labels(
 
     Example: affdata ingest labels demo/annotations --source aff-wild-demo --as-split official
     """
-    from affdata.labels import import_labels
+    from affdata.labels import import_labels, import_prediction_files
 
     store = open_store(db, create=True)
     options = {"video": video} if video else {}
-    with progress_bar("importing labels", enabled=not json) as bar:
-        report = import_labels(store, paths, source=source, kind=kind, version=version, fmt=format,
-                               length_policy=length_policy, replace=replace, as_split=as_split,
-                               parser_options=options, progress=bar, on_found=bar.total)
+    if format == "predictions":
+        report = import_prediction_files(store, paths, source=source, version=version or None)
+    else:
+        with progress_bar("importing labels", enabled=not json) as bar:
+            report = import_labels(store, paths, source=source, kind=kind, version=version, fmt=format,
+                                   length_policy=length_policy, replace=replace, as_split=as_split,
+                                   parser_options=options, progress=bar, on_found=bar.total)
     if json:
         print_json(report.to_dict())
     else:
@@ -116,7 +123,7 @@ def labels(
         print_table(list(summary), [list(summary.values())], title="Label files")
         if report.split:
             s = report.split
-            err.print(f"split {s['name']!r} version {s['version']}" + (" created" if s["created"] else " unchanged"))
+            err.print(f"split {s.name!r} version {s.version}" + (" created" if s.created else " unchanged"))
     if not report.ok:
         raise typer.Exit(1)
 

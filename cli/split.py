@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import DbOption, JsonOption, note, open_store, print_json, print_table
+
+if TYPE_CHECKING:
+    from affdata.splits import SplitSummary
 
 app = typer.Typer(no_args_is_help=True, help="Create and inspect splits (train / val / test).")
 
@@ -30,17 +33,21 @@ def create(
         shares = [float(r) for r in ratios.split(",")]
     except ValueError:
         raise typer.BadParameter(f"--ratios must be numbers separated by commas, not {ratios!r}") from None
+    if by not in ("subject", "video"):
+        raise typer.BadParameter(f"--by must be 'subject' or 'video', not {by!r}")
+    if stratify not in (None, "expression"):
+        raise typer.BadParameter(f"--stratify supports 'expression', not {stratify!r}")
     from affdata.splits import create_split, show_split
 
     store = open_store(db, create=True)
     result = create_split(store, name, by=by, ratios=shares, seed=seed, stratify=stratify,
                           parts=parts.split(",") if parts else None)
     if json:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    verb = "created" if result["created"] else "unchanged (same assignment as)"
-    note(f"split {result['name']} version {result['version']} {verb}")
-    _print(show_split(store, f"{result['name']}@{result['version']}"))
+    verb = "created" if result.created else "unchanged (same assignment as)"
+    note(f"split {result.name} version {result.version} {verb}")
+    _print(show_split(store, f"{result.name}@{result.version}"))
 
 
 @app.command()
@@ -57,19 +64,19 @@ def show(
 
     info = show_split(open_store(db), name)
     if json:
-        print_json(info)
+        print_json(info.to_dict())
     else:
         _print(info)
 
 
-def _print(info: dict) -> None:
+def _print(info: SplitSummary) -> None:
     print_table(["part", "videos", "subjects", "frames", "VA", "AU", "EXPR"],
-                [[p["part"], p["videos"], p["subjects"], p["frames"], p["va"], p["au"], p["expr"]] for p in info["parts"]],
-                title=f"Split {info['name']}@{info['version']} (by {info['unit']})")
-    classes = sorted({c for p in info["parts"] for c in p["classes"]})
+                [[p.part, p.videos, p.subjects, p.frames, p.va, p.au, p.expr] for p in info.parts],
+                title=f"Split {info.name}@{info.version} (by {info.unit})")
+    classes = sorted({c for p in info.parts for c in p.classes})
     if classes:
         rows = []
-        for p in info["parts"]:
-            total = sum(p["classes"].values()) or 1
-            rows.append([p["part"]] + [f"{100 * p['classes'].get(c, 0) / total:.1f}%" for c in classes])
+        for p in info.parts:
+            total = sum(p.classes.values()) or 1
+            rows.append([p.part] + [f"{100 * p.classes.get(c, 0) / total:.1f}%" for c in classes])
         print_table(["part", *classes], rows, title="Expression balance (share of labelled frames)")

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, insert, text
 from affdata.errors import ConfigError, NotFoundError
 from affdata.export.encode import VideoSourceRow
 from affdata.schema import LANDMARK_COLUMNS, Export, utcnow
+from affdata.splits import resolve_split
 from affdata.vocab import AU_SETS, EXPRESSIONS
 
 CONSENSUS = "consensus"
@@ -120,19 +121,8 @@ def _in(sql: str) -> Any:
 
 def resolve(conn: Connection, split: str, part: str, source: str) -> tuple[SplitRef, Scope]:
     """The split version, part and label scope named on the command line."""
-    name, _, version = split.partition("@")
-    splits = conn.execute(text("SELECT id, name, version, content_hash FROM split")).all()
-    mine = [s for s in splits if s.name == name]
-    if not mine:
-        known = ", ".join(sorted(f"{s.name}@{s.version}" for s in splits)) or "none"
-        raise NotFoundError(f"unknown split {name!r}; splits in the store: {known}")
-    if version:
-        if not version.isdigit() or not any(s.version == int(version) for s in mine):
-            known = ", ".join(str(s.version) for s in sorted(mine, key=lambda s: s.version))
-            raise NotFoundError(f"split {name!r} has no version {version!r}; versions: {known}")
-        row = next(s for s in mine if s.version == int(version))
-    else:
-        row = max(mine, key=lambda s: s.version)
+    row = resolve_split(conn, split)
+    name = row.name
     parts = conn.execute(text("SELECT part, COUNT(*) FROM split_assignment WHERE split_id = :s "
                               "GROUP BY part"), {"s": row.id}).all()
     if part not in {p for p, _ in parts}:

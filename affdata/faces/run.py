@@ -118,10 +118,10 @@ def _resolve(conn: Any, names: Sequence[str], all_videos: bool) -> list[Any]:
         "fps_num, fps_den FROM video")).all()
     if all_videos:
         if names:
-            raise ConfigError("give video names or --all, not both")
+            raise ConfigError("give video names or ask for all videos, not both")
         return sorted(rows, key=lambda r: r.name)
     if not names:
-        raise ConfigError("name the videos to detect faces in, or pass --all")
+        raise ConfigError("name the videos to detect faces in, or ask for all videos")
     by_name = {r.name: r for r in rows}
     by_path = {str(Path(r.path)): r for r in rows}
     chosen, missing = [], []

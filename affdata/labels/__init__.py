@@ -5,6 +5,7 @@ from affdata.labels.importer import (
     FileOutcome,
     LabelImportReport,
     import_labels,
+    import_prediction_files,
 )
 
-__all__ = ["LENGTH_POLICIES", "FileOutcome", "LabelImportReport", "import_labels"]
+__all__ = ["LENGTH_POLICIES", "FileOutcome", "LabelImportReport", "import_labels", "import_prediction_files"]

@@ -33,6 +33,7 @@ from affdata.formats import LabelTable, detect_format, read_labels, scan_abaw
 from affdata.formats.abaw import AbawFile
 from affdata.hashing import file_sha256
 from affdata.schema import LabelImport, utcnow
+from affdata.splits import SavedSplit
 from affdata.videos import ensure_track
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class FileOutcome:
 @dataclass
 class LabelImportReport:
     outcomes: list[FileOutcome] = field(default_factory=list)
-    split: dict[str, Any] | None = None
+    split: SavedSplit | None = None
     #: what a release folder holds that is not an annotation file: (path, reason)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -83,7 +84,7 @@ class LabelImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary(), "files": [asdict(o) for o in self.outcomes],
-                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "split": self.split}
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "split": self.split.to_dict() if self.split else None}
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,13 @@ def import_labels(
             materialized.update_statistics(conn)
     if as_split:
         if not abaw_files:
-            raise ConfigError("--as-split needs an ABAW release folder (Training_Set / Validation_Set)")
+            raise ConfigError("a split from folder membership needs an ABAW release folder (Training_Set / Validation_Set)")
         report.split = save_split_from_abaw(store, as_split, abaw_files, videos)
     return report
 
 
 def save_split_from_abaw(store: Store, name: str, files: Iterable[AbawFile],
-                         videos: dict[str, tuple[int, int]]) -> dict[str, Any]:
+                         videos: dict[str, tuple[int, int]]) -> SavedSplit:
     """The release's folder membership as a split (unit: video); refuses a video in two parts."""
     from affdata.splits import save_split
 
@@ -354,13 +355,43 @@ def _where(path: Path | str) -> str:
 
 
 def import_predictions(store: Store, tables: Sequence[LabelTable], *, source: str, version: str,
-                       key: str, path: Path | str, digest: str) -> tuple[str, int]:
+                       key: str, path: Path | str, digest: str, details: dict[str, Any] | None = None,
+                       videos: dict[str, tuple[int, int]] | None = None) -> tuple[str, int]:
     """A model's predictions (tables naming their frames) as a ``model`` source; replaces the
     previous predictions stored under the same source, version and key."""
-    videos = _video_index(store)
+    videos = videos if videos is not None else _video_index(store)
     checked = [_fit(t, videos, "predictions", "refuse") for t in tables]
     return store_tables(store, checked, source=source, version=version, kind="model", key=key, path=path,
-                        fmt="predictions", digest=digest, replace=True)
+                        fmt="predictions", digest=digest, details=details, replace=True)
+
+
+def import_prediction_files(store: Store, paths: Sequence[Path | str], *, source: str | None = None,
+                           version: str | None = None, key: str | None = None) -> LabelImportReport:
+    """Predictions files (:mod:`affdata.formats.predictions`) as a ``model`` label source.
+
+    ``source`` defaults to the name of the file's folder, ``version`` to the first 12 hex digits
+    of the checkpoint's sha256 in the file, ``key`` (what a later file replaces) to
+    ``predictions/<file name>``. Each file is one import in one transaction, replacing the
+    previous predictions under the same source, version and key; a bad file is reported and
+    leaves nothing behind, and the others go on. The consensus tables follow, as for any import.
+    """
+    from affdata.formats.predictions import read_predictions
+
+    report = LabelImportReport()
+    videos = _video_index(store)
+    for path in map(Path, paths):
+        name = source or path.resolve().parent.name
+        try:
+            tables, meta = read_predictions(path)
+            status, rows = import_predictions(
+                store, tables, source=name, version=version or meta["checkpoint_sha256"][:12],
+                key=key or f"predictions/{path.name}", path=path, digest=file_sha256(path), videos=videos,
+                details={"vocabulary": meta["vocabulary"], "checkpoint_sha256": meta["checkpoint_sha256"]})
+        except AffdataError as exc:
+            report.outcomes.append(FileOutcome(str(path), "failed", name, "predictions", reason=str(exc)))
+            continue
+        report.outcomes.append(FileOutcome(str(path), status, name, "predictions", len({t.video for t in tables}), rows))
+    return report
 
 
 def _with_track(table: LabelTable, abaw: AbawFile) -> LabelTable:

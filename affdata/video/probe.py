@@ -36,18 +36,7 @@ No pixel is decoded by default: ingest should cost about a demux. With ``verify`
 is decoded once (it confirms that the stream decodes and gives the real frame size and the
 display rotation) and decord is checked against PyAV, as below.
 
-Decoder: decord is the primary decoder (fast, in the design). By default it is chosen by rule:
-one video stream, a codec decord reads, and an exact demux count; everything else gets PyAV.
-The rule is the set of conditions under which the full check agreed on every real clip; files
-with several video streams always get the full check. The full check (``verify``, and
-``affdata ingest videos --verify``) chooses decord when it provably yields the same frames: it
-opens the file, reports the verified frame count, its first frame
-equals PyAV's first frame, its frame timestamps equal the probed ones, and it cannot pick another
-stream (decord always takes ffmpeg's best stream and cannot be told otherwise, so for a file
-with two video streams its choice is identified by picture size; two streams of the same size
-mean PyAV). Otherwise the decoder is PyAV, and the reason is in ``notes``: a GIF (decord:
-"broken metadata"), pyfeat__no_face.mp4 (decord reports 98 frames and pads its end with 3 copies
-of the last frame; PyAV yields the 95 the edit list keeps).
+Decoder: chosen in :mod:`affdata.video.decoder` (by rule by default; against PyAV with ``verify``).
 
 Timestamps are rebased so that the first presented frame is at 0.0 s (decord does the same; an
 ABAW label line refers to a frame index, not to a stream time); the original offset is noted.
@@ -73,6 +62,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from affdata.errors import VideoError
+from affdata.video.decoder import choose_decoder, decoder_by_rule
 from affdata.video.frames import probe_frame_folder
 from affdata.video.hashing import file_sha256
 from affdata.video.identity import file_identity
@@ -94,8 +84,6 @@ log = logging.getLogger(__name__)
 ONE_FRAME_PER_PACKET = frozenset({"h264", "hevc", "mjpeg", "png", "gif", "mpeg4"})
 #: An MPEG-4 Part 2 packet this small is a "not coded" placeholder, not a picture.
 _TINY_PACKET_BYTES = 8
-#: Largest mean abs difference (0-255 scale) for decord's first frame to count as PyAV's.
-FIRST_FRAME_TOLERANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,7 +132,7 @@ class _Packets:
 
 
 @dataclass(frozen=True)
-class _FirstFrame:
+class FirstFrame:
     width: int
     height: int
     rotation: int
@@ -197,7 +185,7 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
             for s in candidate_video_streams(container)
             if s.index != stream.index
         ]
-        info = _StreamFacts.of(stream, container.format.name)
+        info = StreamFacts.of(stream, container.format.name)
     ident = file_identity(path)  # before the full hash: a change in between shows at export
     content_hash = file_sha256(path)
     if not packets:
@@ -258,9 +246,9 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
         notes.append("interlaced: frames are returned as coded, not deinterlaced")
 
     if verify or others:
-        decoder, decoder_note = _choose_decoder(path, info, others, count, timestamps, first)
+        decoder, decoder_note = choose_decoder(path, info, others, count, timestamps, first)
     else:
-        decoder, decoder_note = _decoder_by_rule(info, reasons)
+        decoder, decoder_note = decoder_by_rule(info, reasons)
     notes.append(decoder_note)
 
     return VideoProbe(
@@ -290,7 +278,7 @@ def _probe_file(path: Path, fps_hint: float | None, verify: bool) -> VideoProbe:
 
 
 @dataclass(frozen=True)
-class _StreamFacts:
+class StreamFacts:
     """What the probe needs of the stream once the container is closed."""
 
     index: int
@@ -306,7 +294,7 @@ class _StreamFacts:
     average_rate: Fraction | None
 
     @classmethod
-    def of(cls, stream: av.video.stream.VideoStream, container_name: str) -> _StreamFacts:
+    def of(cls, stream: av.video.stream.VideoStream, container_name: str) -> StreamFacts:
         cc = stream.codec_context
         sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
         sar = Fraction(sar) if sar else Fraction(1)
@@ -329,13 +317,13 @@ class _StreamFacts:
 
 
 def _demux(container, stream, path: Path, file_size: int,
-           decode_first: bool = True) -> tuple[_Packets, _FirstFrame | None]:
+           decode_first: bool = True) -> tuple[_Packets, FirstFrame | None]:
     """All packets of ``stream`` (no pixel decoding), decoding the first frame if asked."""
     import av
 
     rows: list[tuple] = []
     ends: list[int] = []  # byte offset just past each packet, where the demuxer knows it
-    first: _FirstFrame | None = None
+    first: FirstFrame | None = None
     codec = stream.codec_context
     try:
         for packet in container.demux(stream):
@@ -393,8 +381,8 @@ def _index_past_end(stream, file_size: int) -> bool:
         return True
 
 
-def _first_frame_of(frame) -> _FirstFrame:
-    return _FirstFrame(
+def _first_frame_of(frame) -> FirstFrame:
+    return FirstFrame(
         width=frame.width,
         height=frame.height,
         rotation=int(getattr(frame, "rotation", 0) or 0),
@@ -403,7 +391,7 @@ def _first_frame_of(frame) -> _FirstFrame:
     )
 
 
-def _after_leading_trim(info: _StreamFacts, packets: _Packets) -> _Packets | None:
+def _after_leading_trim(info: StreamFacts, packets: _Packets) -> _Packets | None:
     """The packets an edit list keeps, where it only trims the start; None where it does more.
 
     An MP4 edit list that starts a video late makes ffmpeg's demuxer flag the packets before the
@@ -428,7 +416,7 @@ def _after_leading_trim(info: _StreamFacts, packets: _Packets) -> _Packets | Non
     return kept if not rest else None
 
 
-def _demux_not_exact(info: _StreamFacts, packets: _Packets) -> list[str]:
+def _demux_not_exact(info: StreamFacts, packets: _Packets) -> list[str]:
     """Why the packet count is not provably the decoded frame count (empty: it is)."""
     reasons: list[str] = []
     if info.codec not in ONE_FRAME_PER_PACKET:
@@ -485,7 +473,7 @@ def _decode_timestamps(path: Path, stream_index: int) -> tuple[np.ndarray, int]:
 def _timing(
     ticks: np.ndarray,
     last_duration: int,
-    info: _StreamFacts,
+    info: StreamFacts,
     count: int,
     fps_hint: float | None,
 ) -> tuple[np.ndarray, Fraction, bool, float, list[str]]:
@@ -542,102 +530,3 @@ def _timing(
         )
     duration_s = float(duration_ticks * tb) if duration_ticks > 0 else float(count / rate)
     return timestamps, rate, is_vfr, duration_s, notes
-
-
-#: Codecs decord reads in order with the same frames as PyAV (checked on every real clip).
-DECORD_CODECS = frozenset({"h264", "hevc", "mpeg4", "mjpeg", "vp8", "vp9", "av1"})
-
-
-def _decoder_by_rule(info: _StreamFacts, not_exact: list[str]) -> tuple[str, str]:
-    """The decoder without opening decord: decord only where it is known to agree with PyAV.
-
-    The conditions are the ones under which the full check (:func:`_choose_decoder`) agreed on
-    every real clip: one video stream (decord cannot be told which to use), a codec decord reads,
-    and a packet count that is exactly the frame count (where it is not, e.g. an edit list that
-    drops frames, decord has been seen to pad the end with copies of the last frame).
-    """
-    if info.codec == "gif":
-        return "pyav", "decoder pyav: decord cannot read GIF (it reports broken metadata)"
-    if info.codec not in DECORD_CODECS:
-        return "pyav", f"decoder pyav: decord is not known to read {info.codec} correctly"
-    if not_exact:
-        return "pyav", ("decoder pyav: the packets do not map one to one onto decoded frames (edit list, "
-                        "open GOP, B-frames in mpeg4), where decord has been seen to disagree")
-    return "decord", (
-        f"decoder decord: one video stream, exact demux count, codec {info.codec} "
-        "(by rule; `affdata ingest videos --verify` cross-checks it against PyAV)"
-    )
-
-
-def _choose_decoder(
-    path: Path,
-    info: _StreamFacts,
-    others: list[tuple[int, int, int]],
-    count: int,
-    timestamps: np.ndarray,
-    first: _FirstFrame | None,
-) -> tuple[str, str]:
-    """decord when it provably yields the probed frames, else PyAV; with the reason.
-
-    Without a decoded first frame (probing without ``verify``) the pixel comparison is skipped
-    and decord's frame size stands in for it.
-    """
-    if info.codec == "gif":
-        return "pyav", "decoder pyav: decord cannot read GIF (it reports broken metadata)"
-    same_size = [index for index, w, h in others if (w, h) == (info.width, info.height)]
-    if same_size:
-        return "pyav", (
-            f"decoder pyav: streams {same_size} have the same size as #{info.index}, so decord's "
-            "stream choice cannot be verified"
-        )
-    try:
-        import decord  # lazily, never at module import (decord before torch can hang DataLoader workers)
-    except ImportError:
-        return "pyav", "decoder pyav: decord is not installed"
-    try:
-        # One short-lived reader, deleted below (decord leaks when readers pile up).
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except Exception as exc:  # decord raises DECORDError, a bare Exception subclass
-        return "pyav", f"decoder pyav: decord cannot open the file ({_short(exc)})"
-    try:
-        n = len(reader)
-        if n != count:
-            return "pyav", f"decoder pyav: decord reports {n} frames, the verified count is {count}"
-        frame = reader.next()  # in order from the start: no seek
-        frame = frame.asnumpy() if hasattr(frame, "asnumpy") else np.asarray(frame)
-        want = first.rgb.shape if first is not None else (info.height, info.width, 3)
-        if frame.shape != want:
-            return "pyav", (
-                f"decoder pyav: decord decodes {frame.shape[1]}x{frame.shape[0]} frames, "
-                f"stream #{info.index} is {want[1]}x{want[0]} (decord chose another stream)"
-            )
-        diff = 0.0 if first is None else float(
-            np.abs(frame.astype(np.int16) - first.rgb.astype(np.int16)).mean())
-        if diff > FIRST_FRAME_TOLERANCE:
-            return "pyav", (
-                f"decoder pyav: decord's first frame differs from PyAV's (mean abs diff {diff:.2f})"
-            )
-        ts = np.asarray(reader.get_frame_timestamp(np.arange(n)), dtype=np.float64)[:, 0]
-        ts = ts - ts[0]
-        steps = np.diff(timestamps)
-        tolerance = min(0.002, 0.25 * float(steps.min())) if len(steps) else 0.002
-        worst = float(np.abs(ts - timestamps).max())
-        if worst > tolerance:
-            return "pyav", (
-                "decoder pyav: decord's frame timestamps differ from the probed ones "
-                f"by up to {worst * 1000:.3g} ms"
-            )
-    except Exception as exc:
-        return "pyav", f"decoder pyav: decord failed while checking the file ({_short(exc)})"
-    finally:
-        del reader
-    extra = f" (chose stream #{info.index} like this probe)" if others else ""
-    return "decord", f"decoder decord: frame count, first frame and timestamps agree with PyAV{extra}"
-
-
-def _short(exc: BaseException) -> str:
-    """decord's messages carry a source location and the path; keep the last line's gist."""
-    text = " ".join(str(exc).split())
-    if "] " in text:
-        text = text.rsplit("] ", 1)[-1]
-    return text[:200] or type(exc).__name__

@@ -192,6 +192,20 @@ class ShardReader:
                 parts[task].append(pc.fill_null(t[col], False).to_numpy(zero_copy_only=False).astype(bool))
         return {t: np.concatenate(p) for t, p in parts.items()}
 
+    def read_labels(self) -> Block:
+        """Every row's labels over the whole export, without pixels (a GAN draws targets from them)."""
+        blocks, offset = [], 0
+        for s, entry in enumerate(self.manifest.shards):
+            try:
+                table = self._file(s).read(columns=list(LABEL_COLUMNS), use_threads=False)
+            except (OSError, pa.ArrowException) as e:
+                raise ShardError(f"shard {entry.path}: cannot read its labels ({e})") from e
+            none = np.zeros(table.num_rows, np.int64)
+            blocks.append(table_to_block(table, np.arange(offset, offset + table.num_rows, dtype=np.int64),
+                                         self.manifest.n_aus, Images([np.zeros(0, np.uint8)], none, none, none)))
+            offset += table.num_rows
+        return concat_blocks(blocks)
+
     def close(self) -> None:
         self._files.clear()
         self._pages.clear()

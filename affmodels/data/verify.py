@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from affdata.hashing import file_sha256 as sha256_file
 from affmodels.data.errors import ShardError
 
 if TYPE_CHECKING:
@@ -48,15 +49,6 @@ class VerifyReport:
     cached: int
     bytes_hashed: int
     cache: Path | None  # the file the results were written to (None: nothing new to write)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """The hex sha256 of a file (hashlib releases the GIL, so threads hash in parallel)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def user_cache_dir() -> Path:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -109,3 +110,14 @@ class Discriminator(nn.Module):
 
 
 __all__ = ["Discriminator", "DiscriminatorConfig"]
+
+
+class Recognizer(nn.Module):
+    """The discriminator seen as a multi-task recogniser (what evaluation calls)."""
+
+    def __init__(self, d: Discriminator) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, images: torch.Tensor) -> Any:
+        return self.d.predict(images)

@@ -13,6 +13,7 @@ training bought. The discriminator is also scored as a recogniser with the multi
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,46 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from affmodels.checkpoint import CheckpointError
+from affmodels.checkpoint import CheckpointError, load_gan, load_model
 from affmodels.data import AffectStream, load_manifest
-from affmodels.evaluate import evaluate_model, load_model
+from affmodels.evaluate import evaluate_model
+from affmodels.gan.discriminator import Recognizer
 from affmodels.gan.generator import Generator, GeneratorConfig, to_uint8
-from affmodels.gan.targets import TargetSampler
-from affmodels.gan.train import (
-    Recognizer,
-    label_arrays,
-    load_gan,
-    observed_classes,
-    sample_targets,
-)
+from affmodels.gan.targets import TargetSampler, label_arrays, observed_classes, sample_targets
 from affmodels.metrics import ccc, f1_binary, macro_f1
+
+
+@dataclass(frozen=True)
+class GeneratorScores:
+    """How well one generator's faces show their targets, as the evaluator sees them."""
+
+    faces: int
+    ccc_valence: float
+    ccc_arousal: float
+    au_f1_mean: float
+    expr_accuracy: float
+    expr_f1_macro: float
+    expr_chance: float  # 1 / classes drawn as targets
+    identity_distance: float
+    other_face_distance: float
+    identity_ratio: float  # identity_distance / other_face_distance; below 1: the person stays
+
+
+@dataclass(frozen=True)
+class GanEvaluation:
+    """``evaluate_gan``: the trained generator, an untrained one, and D as a recogniser."""
+
+    trained: GeneratorScores
+    untrained: GeneratorScores
+    discriminator: dict[str, float]  # the multi-task figures of ``evaluate_model``
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @torch.no_grad()
 def _score_generator(G: Generator, E: torch.nn.Module, data: Path, sampler: TargetSampler, classes: torch.Tensor,
-                     *, n: int, batch_size: int, seed: int, device: str) -> dict[str, Any]:
+                     *, n: int, batch_size: int, seed: int, device: str) -> GeneratorScores:
     g = torch.Generator().manual_seed(seed)
     va_t, va_p, au_t, au_p, ex_t, ex_p, own, feats, videos = [], [], [], [], [], [], [], [], []
     seen = 0
@@ -66,16 +89,16 @@ def _score_generator(G: Generator, E: torch.nn.Module, data: Path, sampler: Targ
     ex_t, ex_p = np.concatenate(ex_t), np.concatenate(ex_p)
     au_f1 = [f1_binary(au_t[:, k], au_p[:, k]) for k in range(au_t.shape[1])]
     own_d, other_d = float(np.concatenate(own).mean()), _other_face_distance(np.concatenate(feats), videos)
-    return {
-        "faces": int(len(ex_t)),
-        "ccc_valence": float(ccc(va_p[:, 0], va_t[:, 0])), "ccc_arousal": float(ccc(va_p[:, 1], va_t[:, 1])),
-        "au_f1_mean": float(np.nanmean(au_f1)) if au_f1 else float("nan"),
-        "expr_accuracy": float((ex_t == ex_p).mean()) if len(ex_t) else float("nan"),
-        "expr_f1_macro": float(macro_f1(ex_t, ex_p)) if len(ex_t) else float("nan"),
-        "expr_chance": 1.0 / max(len(classes), 1),
-        "identity_distance": own_d, "other_face_distance": other_d,
-        "identity_ratio": own_d / other_d if other_d > 0 else float("nan"),
-    }
+    return GeneratorScores(
+        faces=int(len(ex_t)),
+        ccc_valence=float(ccc(va_p[:, 0], va_t[:, 0])), ccc_arousal=float(ccc(va_p[:, 1], va_t[:, 1])),
+        au_f1_mean=float(np.nanmean(au_f1)) if au_f1 else float("nan"),
+        expr_accuracy=float((ex_t == ex_p).mean()) if len(ex_t) else float("nan"),
+        expr_f1_macro=float(macro_f1(ex_t, ex_p)) if len(ex_t) else float("nan"),
+        expr_chance=1.0 / max(len(classes), 1),
+        identity_distance=own_d, other_face_distance=other_d,
+        identity_ratio=own_d / other_d if other_d > 0 else float("nan"),
+    )
 
 
 def _other_face_distance(feats: np.ndarray, videos: list[str]) -> float:
@@ -91,7 +114,7 @@ def _other_face_distance(feats: np.ndarray, videos: list[str]) -> float:
 
 
 def evaluate_gan(checkpoint: str | Path, evaluator: str | Path, data: str | Path, *, n: int = 256,
-                 batch_size: int = 64, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+                 batch_size: int = 64, seed: int = 0, device: str = "cpu") -> GanEvaluation:
     """Figures for the trained generator, an untrained one, and the discriminator as recogniser."""
     G, D, state = load_gan(checkpoint, device)
     E, e_state = load_model(evaluator, device)
@@ -108,9 +131,9 @@ def evaluate_gan(checkpoint: str | Path, evaluator: str | Path, data: str | Path
     untrained = Generator(GeneratorConfig(**state["generator_config"])).to(device).eval()
     classes = observed_classes(labels)
     common = dict(n=n, batch_size=batch_size, seed=seed, device=device)
-    return {
-        "trained": _score_generator(G, E, Path(data), sampler, classes, **common),
-        "untrained": _score_generator(untrained, E, Path(data), sampler, classes, **common),
-        "discriminator": {k: v for k, v in evaluate_model(Recognizer(D), data, batch_size=batch_size,
-                                                          device=device).items() if isinstance(v, (int, float))},
-    }
+    return GanEvaluation(
+        trained=_score_generator(G, E, Path(data), sampler, classes, **common),
+        untrained=_score_generator(untrained, E, Path(data), sampler, classes, **common),
+        discriminator={k: v for k, v in evaluate_model(Recognizer(D), data, batch_size=batch_size,
+                                                       device=device).items() if isinstance(v, (int, float))},
+    )

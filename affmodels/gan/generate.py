@@ -10,26 +10,26 @@ import torch
 from PIL import Image
 
 from affdata.errors import AffdataError
+from affdata.export.crop import crop_resize, whole_frame_box
 from affmodels.errors import InputFileError, MissingFileError, TargetError
 from affmodels.gan.generator import to_uint8
 from affmodels.gan.grid import save_grid, target_label
 from affmodels.gan.targets import Target
-from affmodels.gan.train import load_gan
+from affmodels.checkpoint import load_gan
 
 
 def load_face(path: Path, size: int) -> torch.Tensor:
-    """The centred square of an image, resized to ``size`` (the export's whole-frame policy)."""
+    """The centred square of an image, resized to ``size``: the export's whole-frame crop, with
+    the export's resize, so a generator sees the pixels it was trained on."""
     if not Path(path).is_file():
         raise MissingFileError(f"{path}: no such image file")
     try:
-        image = Image.open(path).convert("RGB")
+        frame = np.asarray(Image.open(path).convert("RGB"))
     except (OSError, ValueError) as exc:  # Pillow's UnidentifiedImageError is an OSError
         raise InputFileError(f"{path}: not an image Pillow can read ({exc})") from None
-    w, h = image.size
-    side = min(w, h)
-    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-    face = image.crop(box).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.array(face)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    height, width = frame.shape[:2]
+    face = crop_resize(frame, whole_frame_box(width, height, folder=False), size)
+    return torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def parse_aus(items: list[str]) -> dict[str, int]:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from affmodels.data.manifest import Manifest
+from affmodels.data.reader import ShardReader
 from affmodels.model import Predictions
 
 
@@ -264,3 +266,27 @@ __all__ = [
     "source_condition",
     "source_target",
 ]
+
+
+def label_arrays(manifest: Manifest) -> dict[str, np.ndarray]:
+    """Every training row's labels (no pixels): what the target sampler draws combinations from."""
+    reader = ShardReader(manifest)
+    try:
+        b = reader.read_labels()
+    finally:
+        reader.close()
+    return {"va": b.va, "au": b.au, "au_mask": b.au_mask, "expr": b.expr, "va_mask": b.va_mask,
+            "expr_mask": b.expr_mask}
+
+
+def observed_classes(labels: dict[str, np.ndarray]) -> torch.Tensor:
+    """The expression classes that occur in the training rows."""
+    return torch.from_numpy(np.unique(labels["expr"][labels["expr_mask"] & (labels["expr"] >= 0)]))
+
+
+def sample_targets(sampler: TargetSampler, n: int, classes: torch.Tensor, g: torch.Generator) -> Target:
+    """Targets whose expression is uniform over the observed classes, the rest drawn from rows of
+    that class: every class is asked for equally often, whatever its share of the data."""
+    if not len(classes):
+        return sampler.sample(n, generator=g)
+    return sampler.sample(n, generator=g, classes=classes[torch.randint(len(classes), (n,), generator=g)])

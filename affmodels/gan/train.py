@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from torch import nn
 
 from affmodels import distributed
 from affmodels.checkpoint import (
@@ -46,19 +45,21 @@ from affmodels.gan.losses import (
     frozen,
     generator_step_losses,
 )
-from affmodels.gan.targets import Target, TargetSampler
-from affmodels.train import (
-    EpochRecord,
-    TrainResult,
-    _append_jsonl,
-    check_run_folder,
-    epoch_batches,
-    plot_curves,
-)
+from affmodels.gan.discriminator import Recognizer
+from affmodels.gan.targets import Target, TargetSampler, label_arrays, observed_classes, sample_targets
+from affmodels.curves import Panels, plot_curves
+from affmodels.runs import append_record, check_run_folder, epoch_batches
+from affmodels.train import EpochRecord, TrainResult
 
 log = logging.getLogger(__name__)
 
 GRID_FACES = 6
+#: what curves.png draws for a GAN run
+CURVES = Panels(
+    losses=(("d_loss", "D total"), ("g_loss", "G total")), losses_title="GAN losses (training)",
+    parts=(("g_cycle", "G cycle"), ("g_adv", "G adversarial"), ("g_task", "G task"), ("d_adv", "D adversarial"),
+           ("d_task", "D task")), parts_title="loss terms (training)",
+    val_title="discriminator as a recogniser (validation)")
 
 
 @dataclass
@@ -95,38 +96,6 @@ class GanTrainConfig:
     verify: bool = True
 
 
-class Recognizer(nn.Module):
-    """The discriminator seen as a multi-task recogniser (what evaluation calls)."""
-
-    def __init__(self, d: Discriminator) -> None:
-        super().__init__()
-        self.d = d
-
-    def forward(self, images: torch.Tensor) -> Any:
-        return self.d.predict(images)
-
-
-def label_arrays(manifest: Manifest) -> dict[str, np.ndarray]:
-    """Every training row's labels (no pixels): what the target sampler draws combinations from."""
-    cols = ["valence", "arousal", "au", "au_mask", "expr", "has_va", "has_expr"]
-    parts = [pq.read_table(manifest.root / s.path, columns=cols) for s in manifest.shards]
-    k = manifest.n_aus
-    va, au, au_mask, expr, va_mask, expr_mask = [], [], [], [], [], []
-    for t in parts:
-        n = t.num_rows
-        va.append(np.stack([t["valence"].to_numpy(zero_copy_only=False), t["arousal"].to_numpy(zero_copy_only=False)], 1))
-        flat = t["au"].combine_chunks().flatten().to_numpy(zero_copy_only=False) if k else np.zeros(0)
-        au.append(np.nan_to_num(np.asarray(flat, dtype=np.float32).reshape(n, k)))
-        mask = t["au_mask"].combine_chunks().flatten().to_numpy(zero_copy_only=False) if k else np.zeros(0, bool)
-        au_mask.append(np.asarray(mask, dtype=bool).reshape(n, k))
-        expr.append(np.nan_to_num(t["expr"].to_numpy(zero_copy_only=False).astype(np.float64), nan=-1).astype(np.int64))
-        va_mask.append(t["has_va"].to_numpy(zero_copy_only=False))
-        expr_mask.append(t["has_expr"].to_numpy(zero_copy_only=False))
-    return {"va": np.nan_to_num(np.concatenate(va).astype(np.float32)), "au": np.concatenate(au),
-            "au_mask": np.concatenate(au_mask), "expr": np.concatenate(expr),
-            "va_mask": np.concatenate(va_mask), "expr_mask": np.concatenate(expr_mask)}
-
-
 def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
     """``n`` face crops spread evenly over the export (so over videos and people), uint8 NCHW."""
     from affmodels.data.decode import decode
@@ -141,19 +110,6 @@ def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
             faces += [decode(column[i].as_py(), manifest.image_size, manifest.encoding) for i in local]
         offset += shard.rows
     return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
-
-
-def observed_classes(labels: dict[str, np.ndarray]) -> torch.Tensor:
-    """The expression classes that occur in the training rows."""
-    return torch.from_numpy(np.unique(labels["expr"][labels["expr_mask"] & (labels["expr"] >= 0)]))
-
-
-def sample_targets(sampler: TargetSampler, n: int, classes: torch.Tensor, g: torch.Generator) -> Target:
-    """Targets whose expression is uniform over the observed classes, the rest drawn from rows of
-    that class: every class is asked for equally often, whatever its share of the data."""
-    if not len(classes):
-        return sampler.sample(n, generator=g)
-    return sampler.sample(n, generator=g, classes=classes[torch.randint(len(classes), (n,), generator=g)])
 
 
 def grid_inputs(stream: AffectStream, sampler: TargetSampler, labels: dict[str, np.ndarray],
@@ -300,22 +256,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
         checkpoint(epoch + 1)
         if improved:
             checkpoint(epoch + 1, "best.pt")
-        _append_jsonl(out / "metrics.jsonl", record.to_dict())
-        plot_curves(history, out / "curves.png")
+        append_record(out / "metrics.jsonl", record.to_dict())
+        plot_curves(history, out / "curves.png", panels=CURVES)
         if on_epoch:
             on_epoch(record)
     return TrainResult(out, history, best, step, stopped)
-
-
-def load_gan(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, Discriminator, dict[str, Any]]:
-    from affmodels.checkpoint import CheckpointError
-
-    state = load_checkpoint(Path(checkpoint), map_location=device)
-    if state.get("kind") != "gan":
-        raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a GAN")
-    G = Generator(GeneratorConfig(**state["generator_config"]))
-    # checkpoints from before the trunk's GroupNorm say nothing of norm: theirs had none
-    D = Discriminator(DiscriminatorConfig(**{"norm": "none", **state["discriminator_config"]}))
-    G.load_state_dict(state["generator"])
-    D.load_state_dict(state["discriminator"])
-    return G.to(device).eval(), D.to(device).eval(), state

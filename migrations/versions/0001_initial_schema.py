@@ -1,6 +1,6 @@
 """Initial schema: media, tracks, label sources and labels, vocabularies, splits, exports.
 
-Also seeds the vocabularies from affdata.vocab and creates the consensus views (v1).
+Also seeds the vocabularies (frozen below; they equalled affdata.vocab then) and creates the consensus views (v1).
 
 Revision ID: 0001
 Revises: 
@@ -14,13 +14,65 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from affdata import vocab
 from affdata.views import VIEWS_V1
 
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# The vocabularies as this migration inserts them, frozen here (as views.py freezes VIEWS_V1):
+# editing affdata/vocab.py never changes what a historical migration creates; a vocabulary
+# change is a new migration. tests/store/test_migrations.py checks these equal vocab.py today.
+ACTION_UNITS_V1 = {1: 'Inner brow raiser',
+ 2: 'Outer brow raiser',
+ 4: 'Brow lowerer',
+ 5: 'Upper lid raiser',
+ 6: 'Cheek raiser',
+ 7: 'Lid tightener',
+ 9: 'Nose wrinkler',
+ 10: 'Upper lip raiser',
+ 11: 'Nasolabial deepener',
+ 12: 'Lip corner puller',
+ 14: 'Dimpler',
+ 15: 'Lip corner depressor',
+ 17: 'Chin raiser',
+ 18: 'Lip pucker',
+ 20: 'Lip stretcher',
+ 22: 'Lip funneler',
+ 23: 'Lip tightener',
+ 24: 'Lip pressor',
+ 25: 'Lips part',
+ 26: 'Jaw drop',
+ 27: 'Mouth stretch',
+ 28: 'Lip suck',
+ 43: 'Eyes closed',
+ 45: 'Blink'}
+EXPRESSIONS_V1 = ('Neutral', 'Anger', 'Disgust', 'Fear', 'Happiness', 'Sadness', 'Surprise', 'Other', 'Contempt')
+AU_SETS_V1 = {'abaw2020': (1, 2, 4, 6, 12, 15, 20, 25), 'abaw': (1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26)}
+EXPRESSION_ORDERS_V1 = {'abaw2020': (0, 1, 2, 3, 4, 5, 6),
+ 'abaw': (0, 1, 2, 3, 4, 5, 6, 7),
+ 'affectnet': (0, 4, 5, 6, 3, 2, 1, 8),
+ 'fer2013': (1, 2, 3, 4, 5, 6, 0),
+ 'pyfeat': (1, 2, 3, 4, 5, 6, 0)}
+EXPRESSION_ALIASES_V1 = {'neutral': 0,
+ 'anger': 1,
+ 'angry': 1,
+ 'disgust': 2,
+ 'disgusted': 2,
+ 'fear': 3,
+ 'fearful': 3,
+ 'afraid': 3,
+ 'happiness': 4,
+ 'happy': 4,
+ 'joy': 4,
+ 'sadness': 5,
+ 'sad': 5,
+ 'surprise': 6,
+ 'surprised': 6,
+ 'other': 7,
+ 'contempt': 8}
 
 
 def upgrade() -> None:
@@ -311,21 +363,21 @@ def _seed_vocabularies() -> None:
     t = meta.tables
     op.bulk_insert(
         t["action_unit"],
-        [{"id": n, "name": f"AU{n}", "description": d} for n, d in vocab.ACTION_UNITS.items()],
+        [{"id": n, "name": f"AU{n}", "description": d} for n, d in ACTION_UNITS_V1.items()],
     )
     op.bulk_insert(
-        t["expression"], [{"id": i, "name": name} for i, name in enumerate(vocab.EXPRESSIONS)]
+        t["expression"], [{"id": i, "name": name} for i, name in enumerate(EXPRESSIONS_V1)]
     )
     vocab_rows, item_rows = [], []
     vid = 0
-    for name, numbers in vocab.AU_SETS.items():
+    for name, numbers in AU_SETS_V1.items():
         vid += 1
         vocab_rows.append({"id": vid, "kind": "au", "name": name})
         item_rows += [
             {"vocabulary_id": vid, "position": i, "au_id": n, "expression_id": None}
             for i, n in enumerate(numbers)
         ]
-    for name, order in vocab.EXPRESSION_ORDERS.items():
+    for name, order in EXPRESSION_ORDERS_V1.items():
         vid += 1
         vocab_rows.append({"id": vid, "kind": "expression", "name": name})
         item_rows += [
@@ -334,8 +386,8 @@ def _seed_vocabularies() -> None:
         ]
     op.bulk_insert(t["vocabulary"], vocab_rows)
     op.bulk_insert(t["vocabulary_item"], item_rows)
-    aliases = [{"kind": "expression", "alias": a, "target_id": e} for a, e in vocab.EXPRESSION_ALIASES.items()]
-    for n in vocab.ACTION_UNITS:
+    aliases = [{"kind": "expression", "alias": a, "target_id": e} for a, e in EXPRESSION_ALIASES_V1.items()]
+    for n in ACTION_UNITS_V1:
         for alias in {f"AU{n}", f"AU{n:02d}", f"au{n}", f"au{n:02d}"}:
             aliases.append({"kind": "au", "alias": alias, "target_id": n})
     op.bulk_insert(t["vocab_alias"], sorted(aliases, key=lambda r: (r["kind"], r["alias"])))

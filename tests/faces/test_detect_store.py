@@ -78,7 +78,7 @@ def test_unknown_videos_and_missing_arguments_are_errors(clip_store: Store) -> N
         detect_faces(clip_store, ["nope"])
     from affdata.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="or pass --all"):
+    with pytest.raises(ConfigError, match="or ask for all videos"):
         detect_faces(clip_store, [])
     with pytest.raises(ConfigError, match="unknown face detector 'yolo'"):
         detect_faces(clip_store, all_videos=True, options=DetectOptions(detector="yolo"))

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from affdata.errors import LabelFormatError
 from affdata.formats import LabelTable, write_abaw_task_file
 from affdata.formats.abaw_submission import check_submission_file, check_submission_folder, fill_track
-from affmodels.predict import write_abaw
 
 
 def _table(frames, **cols) -> LabelTable:
@@ -70,17 +68,22 @@ def test_the_check_refuses_missing_frames_wrong_counts_and_headers(tmp_path: Pat
         check_submission_file(full, "va", header="arousal,valence")
 
 
-def _predictions(frames: list[int]) -> pd.DataFrame:
-    n = len(frames)
-    return pd.DataFrame({"video": ["vid"] * n, "track": ["left"] * n, "frame": frames,
-                         "valence": np.linspace(-1, 1, n), "arousal": np.linspace(1, -1, n),
-                         "AU12": [1, 0, 1][:n], "expression": ["happiness", "neutral", "anger"][:n]})
+def _write_track(out: Path, frames: list[int], classes: list[str], n: int, fill: bool) -> None:
+    """What ``affdata export labels --fill`` writes for one track of model predictions."""
+    f = np.asarray(frames, dtype=np.int64)
+    tables = {"va": _table(f, valence=np.linspace(-1, 1, f.size), arousal=np.linspace(1, -1, f.size)),
+              "au": _table(f, au_numbers=(12,), au_present=np.array([[1], [0], [1]], dtype=np.int8)[:f.size]),
+              "expr": _table(f, expr=np.array([4, 0, 1], dtype=np.int16)[:f.size], expr_order=tuple(range(7)))}
+    for task, table in tables.items():
+        path = out / {"va": "VA_Set", "au": "AU_Set", "expr": "EXPR_Set"}[task] / "vid_left.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_abaw_task_file(path, fill_track(table, task, n) if fill else table, task,
+                             header=",".join(classes) if task == "expr" else None, n_frames=n)
 
 
 def test_prediction_files_have_a_value_on_every_frame(tmp_path: Path) -> None:
-    df = _predictions([3, 5, 9])
     classes = ["neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise"]
-    assert write_abaw(df, tmp_path / "abaw", ["AU12"], classes, {"vid": 12}) == 3
+    _write_track(tmp_path / "abaw", [3, 5, 9], classes, 12, fill=True)
     assert check_submission_folder(tmp_path / "abaw", frame_counts={"vid": 12}) == {"va": 1, "au": 1, "expr": 1}
     expr = (tmp_path / "abaw" / "EXPR_Set" / "vid_left.txt").read_text().splitlines()
     assert expr[0] == ",".join(classes) and len(expr) == 13
@@ -88,7 +91,7 @@ def test_prediction_files_have_a_value_on_every_frame(tmp_path: Path) -> None:
     va = np.loadtxt(tmp_path / "abaw" / "VA_Set" / "vid_left.txt", delimiter=",", skiprows=1)
     np.testing.assert_allclose(va[:, 0], [-1, -1, -1, -1, -0.5, 0, 0.25, 0.5, 0.75, 1, 1, 1])
     # without filling: the -1 of an unannotated frame, which the check refuses
-    write_abaw(df, tmp_path / "raw", ["AU12"], classes, {"vid": 12}, fill=False)
+    _write_track(tmp_path / "raw", [3, 5, 9], classes, 12, fill=False)
     assert (tmp_path / "raw" / "EXPR_Set" / "vid_left.txt").read_text().splitlines()[1] == "-1"
     with pytest.raises(LabelFormatError, match="has no prediction"):
         check_submission_folder(tmp_path / "raw")

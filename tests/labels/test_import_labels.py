@@ -50,7 +50,7 @@ def test_release_imports_with_tracks_sources_and_split(with_videos: Store, relea
     # the folders became a split, subject-disjoint as the release is
     parts = run_readonly(with_videos, "SELECT part, COUNT(*) FROM split_assignment GROUP BY part ORDER BY part").rows
     assert [p for p, _ in parts] == ["train", "val"]
-    assert report.split["created"]
+    assert report.split.created
 
 
 def test_import_then_export_gives_the_same_files(with_videos: Store, release: Path, tmp_path: Path) -> None:

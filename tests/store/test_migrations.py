@@ -207,3 +207,33 @@ def test_upgrade_from_0001_keeps_every_row_and_every_answer(empty_db_url: str) -
     migrate.downgrade(store.engine, "0001")
     assert _answers(store) == before
     store.close()
+
+
+def test_migration_0001_seeds_frozen_vocabularies_equal_to_vocab_py_today() -> None:
+    """0001 carries its own copy of the vocabularies: vocab.py may change, 0001 may not.
+
+    When this fails because vocab.py changed, add a migration that inserts the change; do not
+    edit 0001 (stores created before the change would differ from stores created after).
+    """
+    import importlib.util
+
+    from affdata import vocab
+    from affdata.migrate import migrations_dir
+
+    path = migrations_dir() / "versions" / "0001_initial_schema.py"
+    assert "from affdata import vocab" not in path.read_text() and "import affdata.vocab" not in path.read_text()
+    spec = importlib.util.spec_from_file_location("migration_0001", path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    assert m.ACTION_UNITS_V1 == vocab.ACTION_UNITS and m.EXPRESSIONS_V1 == vocab.EXPRESSIONS
+    assert m.AU_SETS_V1 == vocab.AU_SETS and m.EXPRESSION_ORDERS_V1 == vocab.EXPRESSION_ORDERS
+    assert m.EXPRESSION_ALIASES_V1 == vocab.EXPRESSION_ALIASES
+
+
+def test_migrate_and_db_do_not_import_each_other() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, affdata.migrate; print('affdata.db' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

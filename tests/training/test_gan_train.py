@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from affmodels.checkpoint import load_checkpoint, save_checkpoint
 from affmodels.gan.evaluate import evaluate_gan
-from affmodels.gan.train import GanTrainConfig, load_gan, train_gan
+from affmodels.checkpoint import load_gan
+from affmodels.gan.train import GanTrainConfig, train_gan
 from affmodels.train import TrainConfig, train
 from tests.training.test_train import assert_same_train_records
 from cli.affmodels_app import app
@@ -99,9 +100,9 @@ def test_generate_and_eval_gan_from_the_cli(tiny, tmp_path: Path) -> None:
                               str(tmp_path / "face.png"), "--out", str(tmp_path / "gen3"), "--au", "AU99=1"])
     assert bad.exit_code != 0
     scores = evaluate_gan(tmp_path / "gan" / "last.pt", tmp_path / "mtl" / "last.pt", tiny["val"], n=16, batch_size=8)
-    for which in ("trained", "untrained"):
-        assert scores[which]["faces"] == 16 and 0 <= scores[which]["expr_accuracy"] <= 1
-    assert "score" in scores["discriminator"]
+    for which in (scores.trained, scores.untrained):
+        assert which.faces == 16 and 0 <= which.expr_accuracy <= 1
+    assert "score" in scores.discriminator and scores.to_dict()["trained"]["faces"] == 16
 
 
 def test_checkpoints_from_before_the_groupnorm_still_load(tiny, tmp_path: Path) -> None:
@@ -111,3 +112,28 @@ def test_checkpoints_from_before_the_groupnorm_still_load(tiny, tmp_path: Path) 
     save_checkpoint(tmp_path / "old" / "last.pt", state)
     _, D, _ = load_gan(tmp_path / "old" / "last.pt")
     assert D.cfg.norm == "none" and not any(isinstance(m, torch.nn.GroupNorm) for m in D.trunk)
+
+
+def test_target_labels_come_through_the_shard_reader(tiny, tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from affmodels.data import load_manifest
+    from affmodels.data.errors import ShardError
+    from affmodels.gan.train import label_arrays
+
+    manifest = load_manifest(tiny["train"])
+    labels = label_arrays(manifest)
+    table = pq.read_table([tiny["train"] / s.path for s in manifest.shards][0])
+    n = table.num_rows
+    has_va = table["has_va"].to_numpy(zero_copy_only=False)
+    assert np.array_equal(labels["va_mask"][:n], has_va) and labels["va_mask"].any()
+    assert np.array_equal(labels["expr_mask"][:n], table["has_expr"].to_numpy(zero_copy_only=False))
+    valence = table["valence"].to_numpy(zero_copy_only=False)
+    assert np.allclose(labels["va"][:n, 0][has_va], valence[has_va]) and (labels["va"][:n][~has_va] == 0).all()
+    assert (labels["expr"][:n][~labels["expr_mask"][:n]] == -1).all()
+    assert len(labels["va"]) == sum(s.rows for s in manifest.shards)
+    # a manifest that disagrees with its shard is refused, as training refuses it
+    first = replace(manifest.shards[0], rows=manifest.shards[0].rows + 1)
+    with pytest.raises(ShardError, match="rows but the manifest records"):
+        label_arrays(replace(manifest, shards=(first, *manifest.shards[1:])))

@@ -10,13 +10,17 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 
 from affdata.db import Store
+from affdata.hashing import file_sha256
+from affdata.labels import import_prediction_files
+from affdata.labels.abaw_export import export_abaw
 from affdata.sql import run_readonly
 from affmodels.checkpoint import load_checkpoint
 from affmodels.evaluate import evaluate_checkpoint
-from affmodels.predict import into_store, predict_export, predict_video, write_abaw
+from affmodels.predict import predict_export, predict_video, write_predictions_file
 from affmodels.train import TrainConfig, train
 
 
@@ -116,22 +120,42 @@ def test_eval_and_predict(tiny, tmp_path: Path) -> None:
     df = predict_export(ckpt, tiny["val"], batch_size=32)
     assert len(df) == rows["rows"] and df[["video", "track", "frame"]].duplicated().sum() == 0
     assert df["valence"].between(-1, 1).all() and set(df["AU12"].unique()) <= {0, 1}
-    state = load_checkpoint(ckpt)
-    vocab = state["vocabulary"]
-    n = write_abaw(df, tmp_path / "abaw", vocab["au_names"], vocab["expressions"])
-    assert n == 3 * df.groupby(["video", "track"]).ngroups
+    vocab = load_checkpoint(ckpt)["vocabulary"]
+    path = write_predictions_file(df, tmp_path / "predictions.parquet", ckpt)
+    meta = pq.read_schema(path).metadata
+    assert json.loads(meta[b"affdata.predictions.vocabulary"]) == {"au_names": vocab["au_names"],
+                                                                  "expressions": vocab["expressions"]}
+    assert meta[b"affdata.predictions.checkpoint_sha256"].decode() == file_sha256(ckpt)
     video = sorted((tiny["data"] / "videos").glob("*.mp4"))[0]
     per_frame = predict_video(ckpt, video)
     assert per_frame["frame"].tolist() == list(range(len(per_frame))) and len(per_frame) > 50
     with Store(str(tiny["db"])) as store:
-        status, written = into_store(df, store, source="tiny-run", version="v1", key="predictions/val",
-                                     au_names=vocab["au_names"], classes=vocab["expressions"])
-        assert status in ("imported", "replaced") and written > 0
+        report = import_prediction_files(store, [path], source="tiny-run", key="predictions/val")
+        (outcome,) = report.outcomes
+        assert outcome.status in ("imported", "replaced") and outcome.rows > 0, outcome
+        assert outcome.format == "predictions" and report.ok
         kind = run_readonly(store, "SELECT kind FROM label_source WHERE name = 'tiny-run'").rows
         assert kind == [("model",)]
         n_va = run_readonly(store, "SELECT COUNT(*) FROM va_label l JOIN label_source s ON s.id = l.source_id "
                                    "WHERE s.name = 'tiny-run'").rows[0][0]
         assert n_va == len(df)
+        # ABAW files of the model come from affdata's exporter, one per task and (video, track)
+        written = export_abaw(store, tmp_path / "abaw", source="tiny-run")
+        assert sum(written.files.values()) == 3 * df.groupby(["video", "track"]).ngroups
+        # a file that is not a predictions file is reported and stores nothing
+        bad = tmp_path / "bad.parquet"
+        pq.write_table(pq.read_table(path).drop(["valence"]), bad)
+        failed = import_prediction_files(store, [bad, path], source="bad-run")
+        assert [o.status for o in failed.outcomes] == ["failed", "imported"]
+        assert "bad.parquet" in failed.outcomes[0].reason
+    from typer.testing import CliRunner
+
+    from cli.affdata_app import app as affdata_app
+
+    done = CliRunner().invoke(affdata_app, ["ingest", "labels", str(path), "--format", "predictions",
+                                            "--source", "cli-run", "--db", str(tiny["db"]), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["summary"]["imported"] == 1
 
 
 def test_two_processes_with_torchrun(tiny, tmp_path: Path) -> None:
