@@ -26,7 +26,10 @@ class AffdataError(Exception):
 
 def _rebuild(cls: type[BaseException], args: tuple) -> BaseException:
     """An error of ``cls`` with ``args``, made without its ``__init__`` (see ``__reduce__``)."""
-    error = cls.__new__(cls, *args)
+    try:
+        error = cls.__new__(cls, *args)
+    except TypeError:  # two built-in bases with their own __new__ (ValueError and OSError)
+        return cls(*args)
     error.args = args
     return error
 

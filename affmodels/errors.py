@@ -19,9 +19,15 @@ so code that caught the built-in errors before keeps working.
 
 from __future__ import annotations
 
+from affdata.errors import AffdataError
+
 
 class ModelError(Exception):
     """An error the user can fix: a bad export, checkpoint, run folder, option or target."""
+
+    # Loader workers send errors to the parent by pickle: rebuilt without ``__init__``, as
+    # affdata's errors are, so a subclass with its own constructor arguments still arrives.
+    __reduce__ = AffdataError.__reduce__
 
 
 class ConfigError(ModelError, ValueError):
@@ -38,18 +44,6 @@ class MissingFileError(InputFileError, FileNotFoundError):
 
 class TargetError(ModelError, ValueError):
     """A target affect that the GAN's vocabulary cannot express."""
-
-    def __reduce__(self) -> tuple:
-        # Loader workers send errors to the parent by pickle; rebuild from the message and the
-        # attributes without calling ``__init__``, so a subclass with its own constructor
-        # arguments still arrives (Exception's reduce would call ``cls(*self.args)``).
-        return _rebuild, (type(self), self.args), self.__dict__
-
-
-def _rebuild(cls: type[BaseException], args: tuple) -> BaseException:
-    error = cls.__new__(cls, *args)
-    error.args = args
-    return error
 
 
 class RunFolderError(ModelError):

@@ -99,3 +99,19 @@ def test_input_error_keeps_its_fields() -> None:
     back = pickle.loads(pickle.dumps(VideoError("clips/a.mp4", "not a readable video", line=3)))
     assert (back.path, back.reason, back.line) == ("clips/a.mp4", "not a readable video", 3)
     assert str(back) == "clips/a.mp4:3: not a readable video"
+
+
+def test_a_model_error_with_its_own_constructor_survives_pickling() -> None:
+    """ModelError rebuilds without ``__init__``, as affdata's errors do (loader workers pickle them)."""
+    from affmodels.errors import ModelError
+
+    class ShardAt(ModelError):
+        def __init__(self, shard: str, why: str) -> None:
+            self.shard = shard
+            super().__init__(f"{shard}: {why}")
+
+    globals()["ShardAt"] = ShardAt  # pickle finds classes by module and name
+    ShardAt.__qualname__ = "ShardAt"
+    back = pickle.loads(pickle.dumps(ShardAt("shard-00001.parquet", "sha256 differs")))
+    assert type(back) is ShardAt and str(back) == "shard-00001.parquet: sha256 differs"
+    assert back.shard == "shard-00001.parquet"
