@@ -21,6 +21,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,8 +43,9 @@ from affdata.videos import ensure_track, register  # noqa: E402
 PG_ADMIN = os.environ.get("AFFDATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def register_videos(store: Store, release: Path) -> None:
-    """Videos of a labels-only release, from videos.csv, through the library's register()."""
+def register_videos(store: Store, release: Path, *, subjects: bool = False) -> None:
+    """Videos of a labels-only release, from videos.csv, through the library's register();
+    with ``subjects``, each with the subject its name starts with (``subjNN``)."""
     with open(release / "videos.csv", newline="") as f:
         for row in csv.DictReader(f):
             n = int(row["frames"])
@@ -54,7 +56,8 @@ def register_videos(store: Store, release: Path) -> None:
                 container="none", codec="h264", stream_index=0, decoder="pyav", fps_num=fps, fps_den=1,
                 frame_count=n, width=int(row["width"]), height=int(row["height"]), sar_num=1, sar_den=1,
                 duration_s=n / fps, is_vfr=False, timestamps=np.arange(n) / fps, present=np.ones(n, bool))
-            register(store, probe)
+            subject = re.match(r"^(subj\d+)", row["video"]) if subjects else None
+            register(store, probe, subject=subject.group(1) if subject else None)
 
 
 def built_rows(store: Store, release: Path) -> dict[str, list[tuple]]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import re
@@ -38,7 +37,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,10 +46,9 @@ from affdata.db import Store  # noqa: E402
 from affdata.labels import import_labels  # noqa: E402
 from affdata.sql import run_readonly  # noqa: E402
 from affdata.synthetic import generate_labels_only  # noqa: E402
-from affdata.video import VideoProbe  # noqa: E402
-from affdata.videos import register  # noqa: E402
 from benchmarks.ingest_labels import drop as drop_database  # noqa: E402
 from benchmarks.ingest_labels import fresh_url  # noqa: E402
+from benchmarks.ingest_labels import register_videos  # noqa: E402
 
 DOC_QUERIES = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "schema.md").read_text(), re.S)
 DOC_NAMES = ["va_and_au_per_track", "class_balance_per_split", "valence_per_subject",
@@ -70,21 +67,6 @@ ISSUE_QUERIES = {
 GOALS = {"example_query_s": 0.5, "ratio_to_plain": 1.5, "cli_startup_s": 0.3, "write_ratio": 1.3}
 
 
-def register_release(store: Store, release: Path) -> None:
-    """The release's videos (from videos.csv), each with the subject its name starts with."""
-    with open(release / "videos.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            n, fps = int(row["frames"]), int(row["fps"])
-            probe = VideoProbe(
-                path=release / "videos" / f"{row['video']}.mp4", kind="file",
-                content_hash=hashlib.sha256(row["video"].encode()).hexdigest(), size_bytes=0,
-                container="none", codec="h264", stream_index=0, decoder="pyav", fps_num=fps, fps_den=1,
-                frame_count=n, width=int(row["width"]), height=int(row["height"]), sar_num=1, sar_den=1,
-                duration_s=n / fps, is_vfr=False, timestamps=np.arange(n) / fps, present=np.ones(n, bool))
-            subject = re.match(r"^(subj\d+)", row["video"])
-            register(store, probe, subject=subject.group(1) if subject else None)
-
-
 @contextmanager
 def maintenance_off():
     """Today's import without the consensus upkeep: the three calls made into no-ops."""
@@ -100,7 +82,7 @@ def maintenance_off():
 
 def timed_import(url: str, release: Path, maintain: bool) -> tuple[float, int]:
     store = Store(url)
-    register_release(store, release)
+    register_videos(store, release, subjects=True)
     start = time.perf_counter()
     if maintain:
         report = import_labels(store, [release / "annotations"], source="bench", as_split="official")
