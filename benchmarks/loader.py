@@ -80,7 +80,7 @@ def build_export(work: Path, subjects: int, seconds: float, size: int = 112,
             store.close()
         return out, ds / "videos", "synthetic generator -> store -> affdata.export.export_part"
     sys.path.insert(0, str(ROOT / "tests"))
-    from tests.data.exports import write_export
+    from tests.affmodels.data.exports import write_export
 
     if not (out / "meta" / "info.json").exists():
         write_export(out, videos=subjects * 4, frames=int(seconds * 25 / 4), size=size,

@@ -12,7 +12,7 @@ from affdata.db import Store
 from affdata.export import export_part
 from affmodels.gan.train import GanTrainConfig, train_gan
 from affmodels.train import TrainConfig, train
-from tests.training.conftest import tiny  # noqa: F401  (a fixture, registered by import)
+from tests.affmodels.training.conftest import tiny  # noqa: F401  (a fixture, registered by import)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from cli import affmodels_app
 from cli.common import print_table, shown_path
 from cli.evaluate import au_order
 from cli.train import planned_steps
-from tests.data.exports import write_export
+from tests.affmodels.data.exports import write_export
 
 from .helpers import call, strict_json
 

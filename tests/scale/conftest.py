@@ -76,7 +76,7 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
-from tests.export.conftest import dataset, loaded  # noqa: E402,F401 - the export tests' fixtures
+from tests.affdata.export.conftest import dataset, loaded  # noqa: E402,F401 - the export tests' fixtures
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from affdata.errors import VideoError
 from affdata.executor import DaskExecutor, PathMap
 from affdata.export import export_part
 from affdata.videos import ingest_videos
-from tests.export.conftest import tree_digest
+from tests.affdata.export.conftest import tree_digest
 
 GOOD = ["pyfeat__single_face.mp4", "liveportrait__driving_d0.mp4", "dlib__elon-musk-smoke.gif"]
 SMALL = {"split": "official", "part": "train", "shard_size": 40, "row_group_size": 16}

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from affdata.db import Store
 from affdata.errors import ConfigError
 from affdata.export import export_part
-from tests.export.conftest import tree_digest
+from tests.affdata.export.conftest import tree_digest
 from tests.s3server import SECRET
 
 SMALL = {"split": "official", "part": "train", "shard_size": 40, "row_group_size": 16}
