@@ -2,8 +2,9 @@
 
 Epochs are numbered as in ``metrics.jsonl`` (1 = the first epoch). Three panels: the total loss
 on the training rows and on ``--val``; the loss of each task (training solid, validation
-dashed); the validation scores. The best epoch (the one ``best.pt`` holds: highest validation
-score, else lowest training loss) is marked on every panel; the run's folder name is the title.
+dashed); the validation scores. The best epoch (the one ``best.pt`` holds, as the last record
+names it: :mod:`affmodels.runs` chooses it) is marked on every panel; the run's folder name is
+the title.
 Another kind of run (the GAN) passes its own :class:`Panels`: its losses, and the
 discriminator's scores as a recogniser; this module knows no GAN key.
 """
@@ -37,20 +38,6 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def best_epoch(history: Sequence[Any]) -> int | None:
-    """The epoch number ``best.pt`` was chosen at: the highest validation score (VA mean CCC +
-    EXPR macro-F1 + AU mean F1), or without validation the lowest training loss."""
-    from affmodels.evaluate import score
-
-    if not history:
-        return None
-    if any(r.val for r in history):
-        return max((r for r in history if r.val), key=lambda r: score(r.val)).epoch
-    key = "loss" if "loss" in history[0].train else "g_loss"
-    scored = [r for r in history if _finite(r.train.get(key))]
-    return min(scored, key=lambda r: r.train[key]).epoch if scored else None
-
-
 def _line(ax: Any, epochs: list[int], values: list[Any], **kw: Any) -> bool:
     points = [(e, v) for e, v in zip(epochs, values) if _finite(v)]
     if not points:
@@ -70,7 +57,7 @@ def plot_curves(history: Sequence[Any], path: Path, title: str | None = None, pa
 
     path = Path(path)
     epochs = [r.epoch for r in history]
-    best = best_epoch(history)
+    best = history[-1].best_epoch if history else None
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax_loss, ax_parts, ax_val = axes
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -119,4 +106,4 @@ def plot_curves(history: Sequence[Any], path: Path, title: str | None = None, pa
     plt.close(fig)
 
 
-__all__ = ["Panels", "best_epoch", "plot_curves"]
+__all__ = ["Panels", "plot_curves"]

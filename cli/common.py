@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from affdata.errors import AffdataError
+from affdata.strict_json import json_safe
 
 if TYPE_CHECKING:  # rich.progress and rich.table are imported where used: start-up stays fast
     from rich.progress import Progress
@@ -138,20 +139,6 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, (bytes, memoryview)):
         return bytes(obj).hex()
     return str(obj)
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with NaN and infinities as ``None`` and numpy scalars as Python numbers: strict
-    JSON parsers refuse the bare ``NaN`` that ``json.dumps`` writes by default."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if getattr(obj, "shape", None) == () and hasattr(obj, "item"):  # numpy (or torch) scalars
-        return json_safe(obj.item())
-    return obj
 
 
 def print_json(obj: Any) -> None:

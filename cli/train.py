@@ -117,17 +117,14 @@ def train(
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify,
                       amp=amp, fused=fused, compile=compile, augment_on=augment_on, channels_last=channels_last)
     table = GrowingTable(["epoch", "step", "train loss", "val loss", *[label for _, label in ROW], "best", "samples/s"])
-    best: list[float] = []
 
     def on_epoch(record) -> None:
         if json:
             print_json_line(record.to_dict())
             return
-        score = record.val.get("score", -record.train.get("loss", float("inf")))
-        improved = not best or score > best[0]
-        best[:] = [score] if improved else best
+        best = "*" if record.best_epoch == record.epoch else ""
         table.add([record.epoch, record.step, num(record.train.get("loss")), num(record.val.get("loss")),
-                   *[num(record.val.get(k)) for k, _ in ROW], "*" if improved else "", f"{record.samples_per_s:.0f}"])
+                   *[num(record.val.get(k)) for k, _ in ROW], best, f"{record.samples_per_s:.0f}"])
 
     with progress_bar("training", enabled=not json) as bar:
         result = run(cfg, progress=bar, on_epoch=on_epoch,
@@ -144,20 +141,14 @@ def planned_steps(steps_per_epoch: int, epochs: int, max_steps: int | None) -> i
 
 
 def summary(result) -> str:
-    """The last line of a training run: where it is, how far it went, which epoch best.pt holds."""
-    from affmodels.curves import best_epoch
-
+    """The last line of a training run: where it is, how far it went, which epoch best.pt holds
+    and on which validation figure (or that none was chosen)."""
     line = f"run in {shown_path(result.out)}: {result.steps} steps"
     if result.stopped_early:
         line += " (stopped by --max-steps; last.pt resumes it)"
-    epoch = best_epoch(result.history)
-    if epoch is not None:
-        record = next(r for r in result.history if r.epoch == epoch)
-        if "score" in record.val:
-            what = f"score {record.val['score']:.3f} on --val"
-        elif "loss" in record.train:
-            what = f"training loss {record.train['loss']:.3f}"
-        else:  # a GAN without --val: its generator's loss
-            what = f"G loss {record.train.get('g_loss', float('nan')):.3f}"
-        line += f"; best.pt is epoch {epoch} ({what})"
+    if result.best_epoch is not None:
+        figure = result.selected_on.removeprefix("val.")
+        line += f"; best.pt is epoch {result.best_epoch} ({figure} {result.best_score:.3f} on --val)"
+    elif result.history:
+        line += f"; no best.pt: no epoch has {result.selected_on} (pass --val to choose one)"
     return line

@@ -8,12 +8,13 @@ task losses on the real ones, then the generator one step against the frozen dis
 (adversarial, task losses on its faces against the full target, cycle back to the source).
 After every epoch: ``grid-epochNNN.png`` (fixed faces x fixed targets, one per expression
 class), a ``metrics.jsonl`` record with the discriminator evaluated as a recogniser on
-``val``, ``last.pt`` and (by that recogniser's score) ``best.pt``.
+``val``, ``last.pt`` and ``best.pt`` (the epoch with that recogniser's best ``val.score``; none
+without ``val``). The run around the step (folder, records, checkpoints, resume) is
+:mod:`affmodels.runs`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,17 +26,12 @@ import pyarrow.parquet as pq
 import torch
 
 from affmodels import distributed
-from affmodels.checkpoint import (
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-)
+from affmodels.curves import Panels
 from affmodels.data import AffectStream, Augment, Manifest, make_loader
-from affmodels.epoch_totals import EpochTotals
 from affmodels.errors import ConfigError
-from affmodels.evaluate import evaluate_model, score
+from affmodels.evaluate import evaluate_model
 from affmodels.gan.augment import DiffAugment
-from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig
+from affmodels.gan.discriminator import Discriminator, DiscriminatorConfig, Recognizer
 from affmodels.gan.generator import Generator, GeneratorConfig
 from affmodels.gan.grid import save_grid, target_label
 from affmodels.gan.losses import (
@@ -45,13 +41,17 @@ from affmodels.gan.losses import (
     frozen,
     generator_step_losses,
 )
-from affmodels.gan.discriminator import Recognizer
 from affmodels.gan.targets import Target, TargetSampler, label_arrays, observed_classes, sample_targets
-from affmodels.curves import Panels, plot_curves
-from affmodels.runs import append_record, check_run_folder, epoch_batches
-from affmodels.train import EpochRecord, TrainResult
-
-log = logging.getLogger(__name__)
+from affmodels.runs import (
+    EpochRecord,
+    GeneratorState,
+    Run,
+    RunConfig,
+    Steps,
+    TrainResult,
+    train_epochs,
+    vocabulary,
+)
 
 GRID_FACES = 6
 #: what curves.png draws for a GAN run
@@ -63,18 +63,15 @@ CURVES = Panels(
 
 
 @dataclass
-class GanTrainConfig:
-    data: str
-    out: str
-    val: str | None = None
-    epochs: int = 10
-    batch_size: int = 32
+class GanTrainConfig(RunConfig):
+    """A GAN training run's arguments (the shared ones: :class:`RunConfig`); stored in every
+    checkpoint."""
+
+    batch_size: int = 32  # the GAN's default (the field: RunConfig)
+    augment: bool = False  # the GAN's default (the field: RunConfig)
+    #: Adam's learning rates of the generator and the discriminator
     lr_g: float = 2e-4
     lr_d: float = 2e-4
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
     g_width: int = 16
     d_width: int = 32
     d_norm: str = "group"  # the discriminator trunk's normalisation (DiscriminatorConfig.norm)
@@ -82,18 +79,12 @@ class GanTrainConfig:
     g_task_weight: float = 3.0
     #: weight of the mean attention mask (against copying the input unchanged)
     mask_weight: float = 0.3
-    augment: bool = False
     #: DiffAugment (shift + cutout) on every image the discriminator sees (see affmodels.gan.augment)
     d_augment: bool = False
     #: steps at the start in which only the discriminator's task heads learn, from real faces
     #: (about a quarter of a full step each): the generator's first task gradients then come
     #: from a recogniser that already reads the affect, not from random heads
     d_warmup_steps: int = 0
-    checkpoint_every: int = 0
-    max_steps: int | None = None
-    resume: bool = False
-    #: check each shard against the manifest's sha256 (once per file version)
-    verify: bool = True
 
 
 def spread_faces(manifest: Manifest, n: int) -> torch.Tensor:
@@ -144,11 +135,8 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # refuse before joining (and waiting for) a process group
         raise ConfigError("the GAN trains in one process; run it without torchrun")
     d = distributed.setup(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    check_run_folder(out, cfg.resume)
+    run = Run(cfg, "gan", d, panels=CURVES)
+    out = run.out
     stream = AffectStream(cfg.data, seed=cfg.seed, shuffle=True, batch_size=cfg.batch_size,
                           augment=Augment() if cfg.augment else None, verify=cfg.verify)
     k, c = stream.n_aus, stream.n_classes
@@ -166,98 +154,50 @@ def train_gan(cfg: GanTrainConfig, *, progress: Callable[[int], None] | None = N
     weights = GanLossWeights(g_task=cfg.g_task_weight, mask=cfg.mask_weight)
     d_augment = DiffAugment() if cfg.d_augment else None
     present = observed_classes(labels)
-    vocab = {"au_names": list(stream.au_names), "expressions": list(stream.expressions)}
-    history: list[EpochRecord] = []
-    best: float | None = None
-    step, start_epoch, pending_rng = 0, 0, None
-    carried = EpochTotals()
-    if cfg.resume:
-        state = load_checkpoint(out / "last.pt")
-        G.load_state_dict(state["generator"])
-        D.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["optimizer_g"])
-        opt_d.load_state_dict(state["optimizer_d"])
-        step, start_epoch, best = state["step"], state["epoch"], state["best"]
-        history = [EpochRecord(**r) for r in state["history"]]
-        targets_rng.set_state(state["targets_rng"])
-        stream.set_epoch(start_epoch)
-        loader.load_state_dict(state["loader"])
-        pending_rng = state["rng"]
-        carried = EpochTotals.resumed(state, start_epoch)
-    if on_start:
-        on_start(len(loader), cfg.epochs, step)
+    vocab = vocabulary(stream)
+    run.holds({"generator_config": asdict(gcfg), "discriminator_config": asdict(dcfg), "vocabulary": vocab,
+               "image_size": stream.image_size},
+              {"generator": G, "discriminator": D, "optimizer_g": opt_g, "optimizer_d": opt_d,
+               "targets_rng": GeneratorState(targets_rng)}, loader)
+    run.resume(stream)
 
-    def checkpoint(epoch: int, name: str = "last.pt", totals: EpochTotals | None = None) -> None:
-        """``totals``: the running sums of a checkpoint taken mid-epoch (module epoch_totals)."""
-        save_checkpoint(out / name, {
-            "kind": "gan", "config": asdict(cfg), "generator_config": asdict(gcfg),
-            "discriminator_config": asdict(dcfg), "vocabulary": vocab, "image_size": stream.image_size,
-            "generator": G.state_dict(), "discriminator": D.state_dict(),
-            "optimizer_g": opt_g.state_dict(), "optimizer_d": opt_d.state_dict(), "step": step, "epoch": epoch,
-            "loader": loader.state_dict(), "rng": rng_state(), "targets_rng": targets_rng.get_state(),
-            "history": [r.to_dict() for r in history], "best": best,
-            "epoch_totals": totals.state_dict() if totals is not None else None})
+    def step(batch: dict[str, Any], epoch: int) -> tuple[dict[str, Any], int]:
+        batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
+        warmup = run.step < cfg.d_warmup_steps
+        if warmup:  # D alone, as a recogniser of the real faces: no G, no fakes
+            d_loss, d_parts = discriminator_warmup_losses(D, batch, weights, augment=d_augment)
+            g_loss, g_parts = d_loss.new_zeros(()), {}
+        else:
+            target = sample_targets(sampler, len(batch["image"]), present, targets_rng).to(d.device)
+            fake = G(batch["image"], target.condition())
+            d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights, augment=d_augment)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        if not warmup:
+            with frozen(D):
+                g_loss, g_parts = generator_step_losses(G, D, batch, target, weights, fake=fake, augment=d_augment)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+        return ({**d_parts, **{(n if n.startswith("g_") else f"g_{n}"): x for n, x in g_parts.items()},
+                 "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}, len(batch["image"]))
 
-    stopped = False
-    for epoch in range(start_epoch, cfg.epochs):
-        stream.set_epoch(epoch)
+    def train_mode() -> None:
         G.train()
         D.train()
-        totals = carried if epoch == start_epoch else EpochTotals()
-        for batch in epoch_batches(loader, pending_rng):
-            pending_rng = None
-            batch = {key: (v.to(d.device) if torch.is_tensor(v) else v) for key, v in batch.items()}
-            warmup = step < cfg.d_warmup_steps
-            if warmup:  # D alone, as a recogniser of the real faces: no G, no fakes
-                d_loss, d_parts = discriminator_warmup_losses(D, batch, weights, augment=d_augment)
-                g_loss, g_parts = d_loss.new_zeros(()), {}
-            else:
-                target = sample_targets(sampler, len(batch["image"]), present, targets_rng).to(d.device)
-                fake = G(batch["image"], target.condition())
-                d_loss, d_parts = discriminator_step_losses(D, batch, fake.image, weights=weights, augment=d_augment)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            if not warmup:
-                with frozen(D):
-                    g_loss, g_parts = generator_step_losses(G, D, batch, target, weights, fake=fake, augment=d_augment)
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-            step += 1
-            totals.add({**d_parts, **{(n if n.startswith("g_") else f"g_{n}"): x for n, x in g_parts.items()},
-                        "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}, len(batch["image"]))
-            if progress:
-                progress(1)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                checkpoint(epoch, totals=totals)
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                stopped = True
-                break
-        if stopped:  # a short run still leaves a grid to look at
-            render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"],
-                        vocab["au_names"], d.device,
-                        title=f"{out.name}: epoch {epoch + 1} stopped at step {step}")
-            checkpoint(epoch, totals=totals)
-            break
-        seconds = totals.seconds()
-        record = EpochRecord(epoch=epoch + 1, step=step, lr=cfg.lr_g, train=totals.means(),
-                             seconds=round(seconds, 2), samples_per_s=round(totals.samples / max(seconds, 1e-9), 1))
-        if cfg.val:
-            metrics = evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device,
-                                     verify=cfg.verify)
-            record.val = {key: v for key, v in metrics.items() if isinstance(v, (int, float))}
-        history.append(record)
-        current = score(record.val) if record.val else -record.train.get("g_loss", 0.0)
-        improved = best is None or current > best
-        best = current if improved else best
-        render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"], vocab["au_names"],
-                    d.device, title=f"{out.name}: end of epoch {epoch + 1}, step {step}")
-        checkpoint(epoch + 1)
-        if improved:
-            checkpoint(epoch + 1, "best.pt")
-        append_record(out / "metrics.jsonl", record.to_dict())
-        plot_curves(history, out / "curves.png", panels=CURVES)
-        if on_epoch:
-            on_epoch(record)
-    return TrainResult(out, history, best, step, stopped)
+
+    def validate() -> dict[str, Any]:
+        if not cfg.val:
+            return {}
+        return evaluate_model(Recognizer(D), cfg.val, batch_size=64, workers=0, device=d.device, verify=cfg.verify)
+
+    def epoch_end(epoch: int, record: EpochRecord | None) -> None:
+        """A grid after every epoch; a short run stopped mid-epoch still leaves one to look at."""
+        when = (f"end of epoch {epoch + 1}, step {run.step}" if record is not None
+                else f"epoch {epoch + 1} stopped at step {run.step}")
+        render_grid(G, faces, fixed, out / f"grid-epoch{epoch + 1:03d}.png", vocab["expressions"],
+                    vocab["au_names"], d.device, title=f"{out.name}: {when}")
+
+    steps = Steps(step=step, train=train_mode, lr=lambda: cfg.lr_g, validate=validate, epoch_end=epoch_end)
+    return train_epochs(run, stream, loader, steps, progress=progress, on_epoch=on_epoch, on_start=on_start)

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from affmodels.curves import best_epoch
 from affmodels.evaluate import VocabularyMatch, evaluate_checkpoint
-from affmodels.train import EpochRecord
 from cli import affmodels_app
 from cli.common import print_table, shown_path
 from cli.evaluate import au_order
@@ -122,16 +120,6 @@ def test_tables_in_a_file_keep_one_row_per_line(tmp_path, capsys, monkeypatch) -
     [row] = [line for line in out.splitlines() if "4400" in line]
     assert shown_path(deep) in row and "resumed" in out.splitlines()[2]  # nothing folded onto more lines
     assert len(out.splitlines()) == 6  # title, top rule, header, rule, the row, bottom rule
-
-
-def test_best_epoch_is_what_best_pt_holds() -> None:
-    def rec(epoch: int, loss: float, score: float | None) -> EpochRecord:
-        return EpochRecord(epoch=epoch, step=epoch * 10, lr=0.1, train={"loss": loss},
-                           val={} if score is None else {"ccc_mean": score})
-
-    assert best_epoch([rec(1, 3.0, 0.2), rec(2, 2.0, 0.5), rec(3, 1.0, 0.4)]) == 2
-    assert best_epoch([rec(1, 3.0, None), rec(2, 2.0, None), rec(3, 2.5, None)]) == 2
-    assert best_epoch([]) is None
 
 
 def test_eval_on_an_export_with_other_aus_scores_the_shared_ones(runs, tmp_path, capsys, monkeypatch) -> None:

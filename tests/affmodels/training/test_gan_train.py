@@ -38,6 +38,21 @@ def test_a_few_steps_write_a_grid_and_checkpoints(tiny, tmp_path: Path) -> None:
     assert {"d_loss", "g_loss", "g_cycle"} <= set(record["train"]) and "score" in record["val"]
     state = load_checkpoint(out / "last.pt")
     assert state["kind"] == "gan" and state["step"] == result.steps > 0
+    assert set(state) == {"format", "kind", "config", "generator_config", "discriminator_config", "vocabulary",
+                          "image_size", "generator", "discriminator", "optimizer_g", "optimizer_d", "step", "epoch",
+                          "loader", "rng", "targets_rng", "history", "best", "epoch_totals"}  # the file's layout
+    assert (record["selected_on"], record["best_epoch"]) == ("val.score", 1) == ("val.score", result.best_epoch)
+
+
+def test_without_val_no_best_epoch_is_chosen_and_the_records_say_so(tiny, tmp_path: Path) -> None:
+    """The discriminator's score on val chooses best.pt; without val none is chosen (once the
+    generator's loss stood in, silently, though it says nothing of the faces)."""
+    result = train_gan(gan_config(tiny, tmp_path / "gan", val=None, batch_size=32, max_steps=None))
+    record = json.loads((tmp_path / "gan" / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["val"] == {} and (record["selected_on"], record["best_epoch"]) == ("val.score", None)
+    assert result.best_epoch is None and result.best_score is None
+    assert not (tmp_path / "gan" / "best.pt").exists() and (tmp_path / "gan" / "last.pt").is_file()
+    assert load_checkpoint(tmp_path / "gan" / "last.pt")["best"] is None
 
 
 @pytest.mark.parametrize("extra", [{}, {"d_augment": True, "d_warmup_steps": 2}], ids=["plain", "augment-warmup"])

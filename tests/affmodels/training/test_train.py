@@ -38,6 +38,10 @@ def test_a_short_run_writes_checkpoints_metrics_and_curves(tiny, tmp_path: Path)
     assert [r["epoch"] for r in records] == [1, 2] and all("ccc_mean" in r["val"] for r in records)
     state = load_checkpoint(out / "last.pt")
     assert state["kind"] == "multitask" and state["epoch"] == 2 and state["step"] == result.steps
+    assert set(state) == {"format", "kind", "config", "model_config", "vocabulary", "model", "optimizer", "scheduler",
+                          "step", "epoch", "loader", "rng", "history", "best", "epoch_totals"}  # the file's layout
+    assert all(r["selected_on"] == "val.score" for r in records)
+    assert load_checkpoint(out / "best.pt")["epoch"] == records[-1]["best_epoch"] == result.best_epoch
     assert state["vocabulary"]["au_names"][:2] == ["AU1", "AU2"]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -84,8 +88,8 @@ def test_resume_after_a_kill_mid_epoch_keeps_the_epoch_record(tiny, tmp_path: Pa
               "def save_then_die(path, state):\n"
               "    save(path, state)\n"
               "    os.kill(os.getpid(), signal.SIGKILL)\n"
-              "import affmodels.train as t\n"
-              "t.save_checkpoint = save_then_die\n"
+              "import affmodels.runs as runs\n"
+              "runs.save_checkpoint = save_then_die\n"
               f"train(TrainConfig(**{asdict(config(tiny, tmp_path / 'part', epochs=1, checkpoint_every=every, threads=1))!r}))\n")
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr
