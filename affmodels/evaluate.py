@@ -1,7 +1,10 @@
 """Evaluating a model on an export: every row once, metrics over the whole set.
 
 The stream is read in export order by one process; rows that a stream repeats to even out its
-tail are dropped by row id, so each frame counts exactly once. Metrics are
+tail are dropped by row id, so each frame counts exactly once. A temporal model reads
+overlapping windows (:data:`EVAL_HOP`; :mod:`affmodels.data.windows`): each frame is scored
+once, from the first window that holds it, the one where it has the most past, and padding
+frames are never scored. Metrics are
 :class:`affmodels.metrics.AffectMetrics` over the whole set, never averaged per batch.
 """
 
@@ -16,7 +19,8 @@ from typing import Any
 import torch
 
 from affmodels.checkpoint import CheckpointError, load_checkpoint, load_model
-from affmodels.data import AffectStream, make_loader
+from affmodels.data import AffectStream, WindowStream, make_loader
+from affmodels.data.windows import keep_first, windows_per_batch
 from affmodels.metrics import AffectMetrics
 from affmodels.model import Predictions
 
@@ -35,9 +39,39 @@ def score(metrics: dict[str, Any]) -> float:
     return total
 
 
-def eval_stream(path: str | Path, batch_size: int, *, verify: bool = True) -> AffectStream:
-    """The export in its own order, in this process only; ``verify``: see :class:`AffectStream`."""
+def eval_hop(window: int) -> int:
+    """Rows between the starts of overlapping evaluation windows of T frames: T // 2, so every
+    frame but a track's first T // 2 is scored with at least T // 2 frames of past."""
+    return max(1, window // 2)
+
+
+def eval_stream(path: str | Path, batch_size: int, *, verify: bool = True,
+                window: int | None = None) -> AffectStream:
+    """The export in its own order, in this process only; ``verify``: see :class:`AffectStream`.
+    ``window``: a temporal model's T: overlapping windows of the tracks, batches of about
+    ``batch_size`` frames."""
+    if window is not None:
+        return WindowStream(path, length=window, stride=eval_hop(window), shuffle=False,
+                            batch_size=windows_per_batch(batch_size, window), rank=0, world_size=1, verify=verify)
     return AffectStream(path, shuffle=False, batch_size=batch_size, rank=0, world_size=1, verify=verify)
+
+
+def model_window(model: torch.nn.Module) -> int | None:
+    """The T of a temporal model (its windows), None for a frame model."""
+    cfg = getattr(model, "cfg", None)
+    return cfg.window if getattr(cfg, "temporal", None) else None
+
+
+def stream_for(model: torch.nn.Module, data: str | Path | AffectStream, batch_size: int, *,
+               verify: bool = True) -> AffectStream:
+    """``data`` as the stream ``model`` reads: frames, or windows for a temporal model (a frame
+    stream given for a temporal model is reopened as windows of the same export)."""
+    window = model_window(model)
+    if isinstance(data, AffectStream):
+        if window is None or (isinstance(data, WindowStream) and data.length == window):
+            return data
+        return eval_stream(data.manifest.root, batch_size, verify=False, window=window)  # checked when opened
+    return eval_stream(data, batch_size, verify=verify, window=window)
 
 
 @torch.no_grad()
@@ -46,22 +80,23 @@ def predictions(model: torch.nn.Module, data: str | Path | AffectStream, *, batc
                 verify: bool = True) -> Iterator[tuple[Predictions, dict[str, Any]]]:
     """(predictions, batch) for every row of the export once, in export order; ``data`` is an
     export folder or a stream from :func:`eval_stream`."""
-    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size, verify=verify)
-    loader = make_loader(stream, batch_size, workers)
+    stream = stream_for(model, data, batch_size, verify=verify)
+    loader = make_loader(stream, stream.batch_size or batch_size, workers)
     was_training = model.training
     model.eval()
     seen: set[int] = set()
     try:
         for batch in loader:
-            rows = batch["row"].tolist()
-            keep = [i for i, r in enumerate(rows) if r not in seen]
-            seen.update(rows)
+            keep = keep_first(batch["row"].numpy(), seen)
             if not keep:
                 continue
-            if len(keep) < len(rows):
+            # the whole batch goes through the model (a temporal one needs whole windows),
+            # then the repeats and the padding are dropped
+            pred = Predictions(*(t.float().cpu() for t in model(batch["image"].to(device))))
+            if len(keep) < len(batch["row"]):
                 batch = _select(batch, keep)
-            pred = model(batch["image"].to(device))
-            yield Predictions(*(t.float().cpu() for t in pred)), batch
+                pred = Predictions(*(t[torch.tensor(keep)] for t in pred))
+            yield pred, batch
     finally:
         model.train(was_training)
 
@@ -79,7 +114,7 @@ def evaluate_model(model: torch.nn.Module, data: str | Path | AffectStream, *, b
     loss) also ``loss`` (per-batch values averaged over rows) and ``loss_<task>`` (averaged over the
     frames labelled for that task; absent when none is). ``match`` scores a model whose
     vocabulary differs from the export's on what they share."""
-    stream = data if isinstance(data, AffectStream) else eval_stream(data, batch_size, verify=verify)
+    stream = stream_for(model, data, batch_size, verify=verify)
     if match is None:
         metrics = AffectMetrics(list(stream.au_names), list(stream.expressions))
     else:

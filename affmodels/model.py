@@ -14,6 +14,14 @@ Two trunks:
   paper's VGG-FACE network. Its module names match torchvision's ``vgg16`` (``features.N``,
   ``classifier.0``, ``classifier.3``), so such a state_dict loads without renaming.
 
+Two kinds (``ModelConfig.kind``): the frame model (``"cnn"``, ``"vgg"``: one frame in, one
+prediction out) and the temporal model (``"cnn-gru"``, ``"vgg-gru"``: windows of ``window``
+consecutive frames of one face track; the same trunk on every frame, a one-layer GRU over the
+window, the same heads on each frame's [trunk features; GRU state], as the Aff-Wild models' CNN
+followed by a recurrent layer). The GRU runs forwards only, so a frame's prediction depends on
+it and the frames before it in its window: padding appended after a track's last frame cannot
+change the real frames' outputs (:mod:`affmodels.data.windows`).
+
 Images enter as uint8 (B, 3, H, W) RGB, or float in [0, 1]; normalisation happens inside,
 so a data loader can ship uint8 to the device and the conversion runs there. How is part of
 the config (and so of every checkpoint): the channel order, the pixel range and the mean and
@@ -76,8 +84,18 @@ class ModelConfig:
     channels: str | None = None  # "rgb" | "bgr": the order the first convolution expects
     pixel_range: float | None = None  # 1.0: pixels in [0, 1]; 255.0: pixels in 0-255
     channels_last: bool = True  # NHWC activations: ~1.4x faster CPU convs, and what AMP on GPU wants
+    #: None: the frame model; "gru": a GRU over windows of ``window`` frames (the temporal model)
+    temporal: str | None = None
+    window: int = 1  # T, frames per window (1 for the frame model)
+    gru_hidden: int = 128  # the GRU's state size
 
     def __post_init__(self) -> None:
+        if self.temporal not in TEMPORAL:
+            raise ConfigError(f"unknown temporal layer {self.temporal!r}; known: gru (or none)")
+        if self.temporal is None and self.window != 1:
+            raise ConfigError(f"window {self.window} needs a temporal model (e.g. cnn-gru); the frame model takes 1")
+        if self.temporal is not None and (self.window < 1 or self.gru_hidden < 1):
+            raise ConfigError(f"window and gru_hidden must be >= 1, got {self.window}, {self.gru_hidden}")
         if self.trunk not in TRUNKS:
             raise ConfigError(f"unknown trunk {self.trunk!r}; known: {', '.join(TRUNKS)}")
         if self.pretrained_format is not None:
@@ -98,6 +116,11 @@ class ModelConfig:
             raise ValueError(f"grid must be >= 1, got {self.grid}")
         if self.n_aus < 0 or self.n_classes < 0:
             raise ValueError(f"n_aus and n_classes must be >= 0, got {self.n_aus}, {self.n_classes}")
+
+    @property
+    def kind(self) -> str:
+        """The model's name as ``affmodels train --model`` takes it: ``cnn``, ``vgg``, ``cnn-gru``, ..."""
+        return self.trunk if self.temporal is None else f"{self.trunk}-{self.temporal}"
 
     @property
     def trunk_width(self) -> int:
@@ -248,6 +271,17 @@ class VGGTrunk(nn.Module):
 
 
 TRUNKS = ("cnn", "vgg")
+TEMPORAL = (None, "gru")
+#: what ``affmodels train --model`` accepts (besides ``gan``): a trunk, or a trunk and a GRU
+MODEL_KINDS = ("cnn", "vgg", "cnn-gru", "vgg-gru")
+
+
+def parse_kind(kind: str) -> tuple[str, str | None]:
+    """``"cnn-gru"`` -> ``("cnn", "gru")``; ``"vgg"`` -> ``("vgg", None)``."""
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"unknown model {kind!r}; known: {', '.join(MODEL_KINDS)}")
+    trunk, _, temporal = kind.partition("-")
+    return trunk, temporal or None
 
 
 def build_trunk(cfg: ModelConfig) -> nn.Module:
@@ -284,11 +318,41 @@ class TaskHeads(nn.Module):
         return Predictions(torch.tanh(self.va(h)), self.au(h), self.expr(h))
 
 
+# ----------------------------------------------------------------------------- temporal
+
+
+class WindowGRU(nn.Module):
+    """(N, D) per-frame features of N / T windows of T frames, frames of a window consecutive
+    -> (N, D + H): each frame's features beside the GRU state after it.
+
+    Unidirectional, starting from zeros in every window: a frame sees its window's past only,
+    so windows are independent and frames appended after a track's end change nothing before
+    them. The features are kept beside the state so the heads still see the frame itself (a
+    frame at a window's start has no past to draw on)."""
+
+    def __init__(self, in_features: int, hidden: int, window: int) -> None:
+        super().__init__()
+        self.window = window
+        self.gru = nn.GRU(in_features, hidden, batch_first=True)
+        self.out_features = in_features + hidden
+
+    def forward(self, features: Tensor) -> Tensor:
+        n, d = features.shape
+        if n % self.window:
+            raise ValueError(f"{n} frames are not whole windows of {self.window}")
+        states, _ = self.gru(features.reshape(n // self.window, self.window, d))
+        return torch.cat([features, states.reshape(n, -1).to(features.dtype)], 1)
+
+
 # ----------------------------------------------------------------------------- model
 
 
 class MultiTaskNet(nn.Module):
-    """Normalize -> trunk -> TaskHeads. ``forward(images) -> Predictions``."""
+    """Normalize -> trunk -> [WindowGRU] -> TaskHeads. ``forward(images) -> Predictions``.
+
+    The temporal model (``cfg.temporal``) takes the frames of whole windows, window after
+    window: (N, 3, H, W) with N a multiple of ``cfg.window``, or (B, T, 3, H, W); its
+    predictions are per frame, (N, ...), in the same order."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -296,7 +360,10 @@ class MultiTaskNet(nn.Module):
         self.normalize = Normalize(cfg.mean, cfg.std, cfg.channels_last, channels=cfg.channels,
                                    pixel_range=cfg.pixel_range)
         self.trunk = build_trunk(cfg)
-        self.heads = TaskHeads(self.trunk.out_features, cfg.n_aus, cfg.n_classes, cfg.dropout)
+        self.temporal = (WindowGRU(self.trunk.out_features, cfg.gru_hidden, cfg.window)
+                         if cfg.temporal == "gru" else None)
+        head_in = self.temporal.out_features if self.temporal is not None else self.trunk.out_features
+        self.heads = TaskHeads(head_in, cfg.n_aus, cfg.n_classes, cfg.dropout)
         self.load_report: LoadReport | None = None
         if cfg.pretrained is not None:
             self.load_report = self.load_pretrained(cfg.pretrained, cfg.pretrained_format)
@@ -313,7 +380,12 @@ class MultiTaskNet(nn.Module):
         return self.heads(features)
 
     def forward(self, images: Tensor) -> Predictions:
-        return self.forward_head(self.forward_features(images))
+        if images.ndim == 5:  # (B, T, 3, H, W): windows
+            images = images.flatten(0, 1)
+        features = self.forward_features(images)
+        if self.temporal is not None:
+            features = self.temporal(features)
+        return self.forward_head(features)
 
     def load_pretrained(self, path: str | Path, fmt: str | None = None) -> LoadReport:
         """Load a state_dict file non-strictly and say what matched.
@@ -411,6 +483,7 @@ __all__ = [
     "PRETRAINED_FORMATS",
     "CompactCNN",
     "ConvBNAct",
+    "MODEL_KINDS",
     "LoadReport",
     "ModelConfig",
     "MultiTaskNet",
@@ -418,7 +491,9 @@ __all__ = [
     "Predictions",
     "TaskHeads",
     "VGGTrunk",
+    "WindowGRU",
     "build_trunk",
     "num_params",
+    "parse_kind",
     "vggface_to_torchvision",
 ]

@@ -21,10 +21,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from affmodels import distributed
-from affmodels.data import AffectStream, Augment, loss_weights, make_loader
+from affmodels.data import AffectStream, Augment, WindowStream, loss_weights, make_loader
+from affmodels.data.windows import windows_per_batch
 from affmodels.evaluate import eval_stream, evaluate_model
 from affmodels.losses import LossWeights, Relations, multitask_loss
-from affmodels.model import ModelConfig, MultiTaskNet
+from affmodels.model import ModelConfig, MultiTaskNet, parse_kind
 from affmodels.runs import EpochRecord, Run, RunConfig, Steps, TrainResult, train_epochs, vocabulary
 from affmodels.step import autocast, compiled, float32, step_options, to_device
 from affmodels.step import optimizer as make_optimizer
@@ -37,8 +38,13 @@ class TrainConfig(RunConfig):
     """A multi-task training run's arguments (the shared ones: :class:`RunConfig`); stored in
     every checkpoint."""
 
-    #: the trunk: "cnn" (compact) or "vgg" (VGG-16, as the paper)
+    #: "cnn" (compact), "vgg" (VGG-16, as the paper): frame models; "cnn-gru", "vgg-gru":
+    #: temporal (affmodels.data.windows)
     model: str = "cnn"
+    #: temporal models: frames per window (T) and the GRU's state size; batch_size stays in
+    #: frames (batch_size // window windows a step)
+    window: int = 16
+    gru_hidden: int = 128
     #: the one-cycle schedule's peak learning rate
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -69,12 +75,18 @@ class TrainConfig(RunConfig):
 
 def _stream(path: str, cfg: TrainConfig, train: bool, augment: Augment | None = None) -> AffectStream:
     balance = dict(zip(("va", "au", "expr"), cfg.balance)) if (train and cfg.balance) else None
+    if parse_kind(cfg.model)[1] is not None:  # windows of one track, every frame once per epoch
+        return WindowStream(path, length=cfg.window, seed=cfg.seed, shuffle=train,
+                            batch_size=windows_per_batch(cfg.batch_size, cfg.window),
+                            augment=augment if train else None, balance=balance, verify=cfg.verify)
     return AffectStream(path, seed=cfg.seed, shuffle=train, batch_size=cfg.batch_size,
                         augment=augment if train else None, balance=balance, verify=cfg.verify)
 
 
 def build_model(stream: AffectStream, cfg: TrainConfig) -> tuple[MultiTaskNet, ModelConfig]:
-    mcfg = ModelConfig(trunk=cfg.model, n_aus=stream.n_aus, n_classes=stream.n_classes,
+    trunk, temporal = parse_kind(cfg.model)
+    mcfg = ModelConfig(trunk=trunk, temporal=temporal, window=cfg.window if temporal else 1,
+                       gru_hidden=cfg.gru_hidden, n_aus=stream.n_aus, n_classes=stream.n_classes,
                        image_size=stream.image_size, width=cfg.width, pretrained=cfg.pretrained,
                        pretrained_format=cfg.pretrained_format, channels_last=cfg.channels_last)
     return MultiTaskNet(mcfg), mcfg
@@ -96,17 +108,18 @@ def _train(cfg: TrainConfig, d: distributed.Dist, progress: Progress | None,
            on_epoch: Callable[[EpochRecord], None] | None, on_start: Callable[[int, int, int], None] | None) -> TrainResult:
     run = Run(cfg, "multitask", d)
     opts = step_options(d.device, amp=cfg.amp, fused=cfg.fused, compile=cfg.compile, augment_on=cfg.augment_on,
-                        trunk=cfg.model)
+                        trunk=parse_kind(cfg.model)[0])
     augment = Augment() if cfg.augment else None
     stream = _stream(cfg.data, cfg, train=True, augment=None if opts.augment_on_device else augment)
     device_augment = augment if opts.augment_on_device else None
-    val = eval_stream(cfg.val, cfg.batch_size, verify=cfg.verify) if (cfg.val and d.main) else None
+    val = (eval_stream(cfg.val, cfg.batch_size, verify=cfg.verify,
+                       window=cfg.window if parse_kind(cfg.model)[1] else None) if (cfg.val and d.main) else None)
     model, mcfg = build_model(stream, cfg)
     model.to(d.device)
     weights = loss_weights(stream.manifest)
     pos_weight = weights.pos_weight.to(d.device) if cfg.pos_weight else None
     class_weight = weights.class_weight.to(d.device) if cfg.class_weight else None
-    loader = make_loader(stream, cfg.batch_size, cfg.workers, pin_memory=opts.pin_memory)
+    loader = make_loader(stream, stream.batch_size or cfg.batch_size, cfg.workers, pin_memory=opts.pin_memory)
     optimizer = make_optimizer(model.parameters(), opts, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=max(1, len(loader) * cfg.epochs), pct_start=0.15)

@@ -15,6 +15,9 @@
 4. Reported on test only: per metric, the mean over seeds and a 95 % interval
    (t distribution, n - 1 degrees of freedom: mean +- t * sd / sqrt(n)).
 
+``--models cnn,cnn-gru`` runs every variant with each model (the temporal one with ``--window``
+frames a window); a variant's key is its name, followed by ``/MODEL`` for any model but cnn.
+
 Prints one JSON object. Everything is deterministic for its arguments (same seeds, same figures
 on the same machine and torch build). Size it with ``--subjects --seconds --size --epochs``.
 """
@@ -268,16 +271,18 @@ def _thin_train(annotations: Path, out: Path, videos: set[str], fraction: float,
     return thin_au_labels(files, fraction, seed)
 
 
-def run_seed(args: argparse.Namespace, exports: Path, train_part: str, relations: bool, seed: int, name: str) -> dict:
+def run_seed(args: argparse.Namespace, exports: Path, train_part: str, relations: bool, seed: int, name: str,
+             model: str = "cnn") -> dict:
     from affmodels.evaluate import evaluate_checkpoint
     from affmodels.train import TrainConfig, train
 
-    out = args.work / "runs" / f"{name}-seed{seed}"
+    out = args.work / "runs" / f"{name.replace('/', '-')}-seed{seed}"
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     result = train(TrainConfig(data=str(exports / train_part), val=str(exports / "val"), out=str(out),
                                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, workers=0,
                                threads=args.threads, seed=seed, relations=relations, device="cpu",
+                               model=model, window=args.window,
                                balance=tuple(float(x) for x in args.balance.split(","))))
     seconds = time.perf_counter() - t
     best_epoch = max(range(len(result.history)), key=lambda i: _score(result.history[i].val))
@@ -328,6 +333,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--scarce-au", type=float, default=1.0,
                         help="also train with AU labels on this fraction of the training frames, with and without --relations")
+    parser.add_argument("--models", default="cnn", help="comma list of networks to run each variant with: cnn, cnn-gru, ...")
+    parser.add_argument("--window", type=int, default=16, help="frames a window for the temporal models (cnn-gru)")
     parser.add_argument("--skip-baselines", action="store_true", help="networks only (the baselines come from another run)")
     parser.add_argument("--variants", default=None,
                         help="comma list among full, full+relations, scarce, scarce+relations (default: full, and the scarce pair with --scarce-au)")
@@ -356,10 +363,12 @@ def main() -> None:
         ["full"] + (["scarce", "scarce+relations"] if args.scarce_au < 1 else []))
     variants: dict[str, Any] = {}
     for name in names:
-        part = "train-scarce" if name.startswith("scarce") else "train"
-        runs = [run_seed(args, exports, part, name.endswith("+relations"), seed, name) for seed in args.seeds]
-        variants[name] = {"train_part": part, "relations": name.endswith("+relations"),
-                          "test": {k: interval([r["test"][k] for r in runs]) for k in KEYS}, "runs": runs}
+        for model in args.models.split(","):
+            part = "train-scarce" if name.startswith("scarce") else "train"
+            key = name if model == "cnn" else f"{name}/{model}"
+            runs = [run_seed(args, exports, part, name.endswith("+relations"), seed, key, model) for seed in args.seeds]
+            variants[key] = {"train_part": part, "relations": name.endswith("+relations"), "model": model,
+                             "test": {k: interval([r["test"][k] for r in runs]) for k in KEYS}, "runs": runs}
     times["total_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps({"benchmark": "protocol", "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                       "data": data_info, "times": times, "test_baselines": baselines, "variants": variants},

@@ -30,6 +30,8 @@ ROW = [("ccc_mean", "VA CCC"), ("au_f1_mean", "AU F1"), ("expr_f1_macro", "EXPR 
 class ModelKind(str, Enum):
     cnn = "cnn"
     vgg = "vgg"
+    cnn_gru = "cnn-gru"
+    vgg_gru = "vgg-gru"
     gan = "gan"
 
 
@@ -47,7 +49,8 @@ def train(
     data: Annotated[str, typer.Option(help="Export to train on (affdata export ...)." + DATA_HELP)],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics.jsonl, curves.png.")],
     val: Annotated[str | None, typer.Option(help="Export to evaluate on after each epoch (folder or URL).")] = None,
-    model: Annotated[ModelKind, typer.Option(help="cnn (compact, trains on a CPU), vgg (VGG-16 trunk, as the paper) or gan.")] = ModelKind.cnn,
+    model: Annotated[ModelKind, typer.Option(help="cnn (compact, trains on a CPU), vgg (VGG-16 trunk, as the paper), cnn-gru / vgg-gru (that trunk on each frame of windows of --window frames of a track, then a GRU: docs/models.md) or gan.")] = ModelKind.cnn,
+    window: Annotated[int, typer.Option(min=1, help="cnn-gru, vgg-gru: frames per window (T); --batch-size stays in frames.")] = 16,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training rows.")] = 10,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per step (per process under torchrun).")] = 128,
     lr: Annotated[float | None, typer.Option(help="Learning rate: the one-cycle peak, default 3e-3 (cnn, vgg); Adam's, default 2e-4 (gan).")] = None,
@@ -105,13 +108,13 @@ def train(
         if pretrained_format not in PRETRAINED_FORMATS:
             raise typer.BadParameter(f"unknown format {pretrained_format!r}; use {' or '.join(PRETRAINED_FORMATS)}",
                                      param_hint="--pretrained-format")
-        if pretrained is None or model.value != "vgg":
+        if pretrained is None or not model.value.startswith("vgg"):
             raise typer.BadParameter("goes with --pretrained FILE and --model vgg", param_hint="--pretrained-format")
 
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, model=model.value, epochs=epochs,
                       batch_size=batch_size, lr=lr or 3e-3, loss_weights=_floats(loss_weights, 3, "--loss-weights"),
                       balance=_floats(balance, 3, "--balance") if balance else None, augment=not no_augment,
-                      relations=relations, relation_weights=_floats(relation_weights, 3, "--relation-weights"),
+                      window=window, relations=relations, relation_weights=_floats(relation_weights, 3, "--relation-weights"),
                       pretrained=pretrained, pretrained_format=pretrained_format, device=device, workers=workers,
                       threads=threads, seed=seed,
                       checkpoint_every=checkpoint_every, max_steps=max_steps, resume=resume, verify=not no_verify,

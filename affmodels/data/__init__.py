@@ -9,7 +9,8 @@ cut across ranks and workers), :mod:`~affmodels.data.balance` (task-balanced res
 (JPEG/raw -> uint8), :mod:`~affmodels.data.augment`, :mod:`~affmodels.data.collate` (the
 batch contract), :mod:`~affmodels.data.state` (state shared with workers),
 :mod:`~affmodels.data.handover` (batches from workers to the trainer in reused slots),
-:mod:`~affmodels.data.dataset` (:class:`AffectStream`), :mod:`~affmodels.data.loader`
+:mod:`~affmodels.data.dataset` (:class:`AffectStream`), :mod:`~affmodels.data.windows`
+(:class:`WindowStream`: windows of consecutive frames of a track), :mod:`~affmodels.data.loader`
 (:func:`make_loader`), :mod:`~affmodels.data.weights` (:func:`loss_weights`).
 
 Typical use::
@@ -39,6 +40,7 @@ from affmodels.data.loader import StreamLoader, make_loader
 from affmodels.data.manifest import FORMAT_VERSION, Manifest, load_manifest
 from affmodels.data.order import EpochOrder, Partition, partition
 from affmodels.data.verify import VerifyReport, verify_shards
+from affmodels.data.windows import WindowStream
 from affmodels.data.weights import LossWeightTensors, loss_weights
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "ShardError",
     "StreamLoader",
     "VerifyReport",
+    "WindowStream",
     "balanced_counts",
     "collate_samples",
     "load_manifest",

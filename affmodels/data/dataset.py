@@ -102,6 +102,9 @@ class AffectStream(IterableDataset):
         self._pool: SlotPool | None = None  # a worker's image slots (made in the worker)
         self._reader: ShardReader | None = None  # a worker's open shards (made in the worker)
 
+    #: frames a sample holds (a batch of B samples has B * this rows); windows: T
+    frames_per_sample = 1
+
     # -------------------------------------------------------------- what the trainer needs
 
     @property

@@ -78,7 +78,7 @@ class StreamLoader(DataLoader):
         for batch in super().__iter__():
             if self.packed:
                 batch = self._receive(batch)
-            self._count += len(batch["row"])
+            self._count += len(batch["row"]) // ds.frames_per_sample  # samples: frames, or windows
             yield batch
         ds._state.set(resume=0)  # epoch finished: a new iteration starts from the top
 

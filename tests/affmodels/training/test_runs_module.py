@@ -68,7 +68,7 @@ def test_both_configs_share_one_declaration_of_the_run_fields() -> None:
         assert own & shared <= {"batch_size", "augment"}, cls  # only a default changes, not the field
     # the keys a checkpoint's config holds are those runs saved before the shared base
     assert {f.name for f in fields(TrainConfig)} == shared | {
-        "model", "lr", "weight_decay", "loss_weights", "pos_weight", "class_weight", "balance", "relations",
+        "model", "window", "gru_hidden", "lr", "weight_decay", "loss_weights", "pos_weight", "class_weight", "balance", "relations",
         "relation_weights", "pretrained", "pretrained_format", "width", "amp", "fused", "compile", "augment_on",
         "channels_last"}
     assert {f.name for f in fields(GanTrainConfig)} == shared | {
