@@ -164,3 +164,29 @@ def test_on_dask_shards_stream_from_s3(small, reference: pd.DataFrame, dask_loca
     local = {hashlib.sha256((small["export"] / s).read_bytes()).hexdigest() for s in _shards(small["export"])}
     assert cached == local  # every shard fetched, verified, into the workers' cache
     assert os.environ["AFFMODELS_SHARD_CACHE"] != str(tmp_path / "worker-cache")  # the client's is its own
+
+
+def test_the_command_writes_the_same_files_with_local_and_local_2_and_imports_them(
+        small, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from cli.affmodels_app import app
+
+    db = shutil.copy(small["db"], tmp_path / "affdata.db")
+    files = {}
+    for cluster in ("local", "local:2"):
+        out = tmp_path / cluster.replace(":", "-")
+        args = ["predict", "--checkpoint", str(small["checkpoint"]), "--data", str(small["export"]),
+                "--out", str(out), "--cluster", cluster, "--batch-size", "8"]
+        if cluster == "local:2":
+            args += ["--into-store", "--source", "tiny-model", "--db", str(db)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        files[cluster] = [(out / name).read_bytes() for name in ("predictions.parquet", "predictions.csv")]
+    assert files["local"] == files["local:2"]
+    assert "frames predicted" in result.stderr and "model source 'tiny-model' imported" in result.stderr
+    with Store(str(db)) as store, store.connect() as conn:
+        n = conn.execute(sa.text("SELECT COUNT(*) FROM va_label l JOIN label_source s ON s.id = l.source_id "
+                                 "WHERE s.name = 'tiny-model'")).scalar()
+    assert n == len(pd.read_parquet(tmp_path / "local" / "predictions.parquet"))
