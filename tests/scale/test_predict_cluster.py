@@ -120,11 +120,22 @@ def test_a_corrupted_shard_fails_alone_and_is_named(small, dask_local: DaskExecu
     assert "fails verification" in message and all(s not in message for s in shards if s != shards[1])
 
 
+def _variant(checkpoint: Path, out: Path, tag: str) -> Path:
+    """The same network in a file of another sha256: one no worker has loaded yet (workers
+    keep a loaded checkpoint by its sha256 and then need not open the file again)."""
+    import torch
+
+    state = torch.load(checkpoint, weights_only=False)
+    state["test_tag"] = tag
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out)
+    return out
+
+
 def test_workers_open_the_checkpoint_and_export_through_the_path_map(
         small, reference: pd.DataFrame, dask_local: DaskExecutor, tmp_path: Path) -> None:
     client_view = tmp_path / "client"
-    client_view.mkdir()
-    shutil.copy(small["checkpoint"], client_view / "best.pt")
+    _variant(small["checkpoint"], client_view / "best.pt", "mapped")
     (client_view / "export").symlink_to(small["export"])
     worker_view = tmp_path / "workers"
     worker_view.symlink_to(client_view)
@@ -132,15 +143,13 @@ def test_workers_open_the_checkpoint_and_export_through_the_path_map(
     got = predict_export(client_view / "best.pt", client_view / "export", batch_size=8, executor=mapped)
     pd.testing.assert_frame_equal(got, reference, check_exact=True)
     # workers that find another checkpoint under the mapped name refuse it, for every shard
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "export").symlink_to(small["export"])
-    shutil.copy(small["checkpoint"], other / "best.pt")
-    with open(other / "best.pt", "ab") as f:
-        f.write(b"\0")  # another file: another sha256
-    wrong = dask_local.with_path_map(PathMap.parse([f"{client_view}={other}"]))
-    with pytest.raises(PredictError, match="not the .* of the checkpoint the command was given"):
-        predict_export(client_view / "best.pt", client_view / "export", batch_size=8, executor=wrong)
+    elsewhere = tmp_path / "elsewhere"
+    _variant(small["checkpoint"], elsewhere / "best.pt", "the client's")
+    (elsewhere / "export").symlink_to(small["export"])
+    wrong = dask_local.with_path_map(PathMap.parse([f"{elsewhere}={client_view}"]))
+    with pytest.raises(PredictError, match="not the .* of the checkpoint the command was given") as info:
+        predict_export(elsewhere / "best.pt", elsewhere / "export", batch_size=8, executor=wrong)
+    assert str(info.value).startswith(f"{len(_shards(small['export']))} of ")
 
 
 def test_on_dask_shards_stream_from_s3(small, reference: pd.DataFrame, dask_local: DaskExecutor, s3,
