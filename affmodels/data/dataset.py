@@ -260,15 +260,7 @@ class AffectStream(IterableDataset):
                 reader.close()
 
     def _decode(self, win: Block, local: np.ndarray, out: np.ndarray) -> None:
-        """Decode rows ``local`` of ``win`` into ``out`` (one C call a sample; no other Python per sample)."""
-        enc = self.manifest.encoding
-        for slot, data in enumerate(win.images.slices(local)):
-            try:
-                decode_into(data, out[slot], enc)
-            except (ValueError, RuntimeError) as e:
-                j = local[slot]
-                raise ShardError(f"{self.manifest.root}: row {win.rows[j]} ({win.video[j]} frame "
-                                 f"{win.frame[j]}): cannot decode its image ({e})") from e
+        decode_rows(self.manifest, win, local, out)
 
     def _slots(self) -> SlotPool | None:
         """This worker's reusable image buffers, when its loader takes packed batches."""
@@ -314,4 +306,48 @@ class AffectStream(IterableDataset):
                 yield sample_from(win, int(j), img[0], pos + i)
 
 
-__all__ = ["AffectStream", "dist_info"]
+def decode_rows(manifest: Manifest, win: Block, local: np.ndarray, out: np.ndarray) -> None:
+    """Decode rows ``local`` of ``win`` into ``out`` (one C call a sample; no other Python per sample)."""
+    enc = manifest.encoding
+    for slot, data in enumerate(win.images.slices(local)):
+        try:
+            decode_into(data, out[slot], enc)
+        except (ValueError, RuntimeError) as e:
+            j = local[slot]
+            raise ShardError(f"{manifest.root}: row {win.rows[j]} ({win.video[j]} frame "
+                             f"{win.frame[j]}): cannot decode its image ({e})") from e
+
+
+def shard_batches(manifest: Manifest, shard: int, batch_size: int, first_row: int = 0) -> Iterator[dict[str, Any]]:
+    """One shard's rows in file order, as batches of the batch contract (the last one shorter),
+    in this process: a unit of work that another process or host can take on its own (``affmodels
+    predict --cluster``). Its batches do not depend on the other shards, so a shard predicted
+    anywhere gives the same rows. ``first_row``: the shard's first global row (the ``row`` ids)."""
+    k, size = manifest.n_aus, manifest.image_size
+    blocks = block_layout([manifest.shards[shard].rows], manifest.row_group_size)
+    reader = ShardReader(manifest)
+    batch: dict[str, Any] | None = None
+    filled = n = 0
+    left = manifest.shards[shard].rows
+    try:
+        for group in range(len(blocks)):
+            start, length = int(blocks.start[group]), int(blocks.length[group])
+            win = reader.read(shard, group, first_row + start, length)
+            i = 0
+            while i < length:
+                if batch is None:
+                    n = min(batch_size, left)
+                    batch, filled = empty_batch(n, size, k), 0
+                take = min(n - filled, length - i)
+                idx = np.arange(i, i + take)
+                fill_labels(batch, filled, win, idx, win.rows[idx])
+                decode_rows(manifest, win, idx, pixels(batch)[filled:filled + take])
+                filled, i, left = filled + take, i + take, left - take
+                if filled == n:
+                    yield batch
+                    batch = None
+    finally:
+        reader.close()
+
+
+__all__ = ["AffectStream", "decode_rows", "dist_info", "shard_batches"]

@@ -137,8 +137,12 @@ def verify_shards(manifest: Manifest, *, recheck: bool = False, threads: int | N
     _VERIFIED.update(settled)
     written = None
     if todo and settled:
+        mine = {k[0] for k in settled}
         for target in ((own,) if os.access(own.parent, os.W_OK) else ()) + (user,):
-            if _write_cache(target, settled):
+            # other shards' entries stay: a call may check only some shards (one per task
+            # in ``affmodels predict``); a lost race with another process only costs a rehash
+            kept = [k for k in _read_cache(target) if k[0] not in mine]
+            if _write_cache(target, [*settled, *kept]):
                 written = target
                 break
     return VerifyReport(hashed=len(todo), cached=len(keys) - len(todo),

@@ -67,3 +67,27 @@ def square(n: int) -> int:
     if n == 3:
         raise ValueError("three is bad")
     return n * n
+
+
+def predict_shard_slow_once(job):
+    """affmodels predict's task; the first shard to start stalls (and is killed)."""
+    from affmodels.predict import predict_shard
+
+    slow_once("predict")
+    return predict_shard(job)
+
+
+def model_loads(sha256: str) -> int:
+    """Runs on a worker: how often this process loaded the checkpoint of ``sha256``."""
+    from affmodels.predict import MODELS
+
+    return MODELS.loads.get(sha256, 0)
+
+
+def set_env(values: dict) -> None:
+    """Runs on a worker: set (value str) or unset (value None) environment variables."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_the_libraries_imports_no_dask() -> None:
-    code = ("import sys, affdata, affdata.executor, affdata.videos, affdata.export, affmodels; "
+    code = ("import sys, affdata, affdata.executor, affdata.videos, affdata.export, affmodels, affmodels.predict; "
             "print(sorted(m for m in ('dask', 'distributed', 's3fs') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
