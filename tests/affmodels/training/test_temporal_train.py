@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from affmodels.checkpoint import load_checkpoint, load_model
 from affmodels.evaluate import evaluate_checkpoint
-from affmodels.predict import predict_export, predict_video
+from affmodels.predict import PredictError, predict_export, predict_video
 from affmodels.train import train
 from tests.affmodels.training.test_train import _params, assert_same_train_records, config
 
@@ -52,5 +53,7 @@ def test_checkpoint_records_the_kind_and_window_and_predicts_every_frame(tiny, t
     assert result.metrics["va_count"] == counts["va"] and result.metrics["expr_count"] == counts["expr"]
     df = predict_export(out / "best.pt", tiny["val"], batch_size=32)
     assert len(df) == counts["rows"] and df[["video", "track", "frame"]].duplicated().sum() == 0
+    with pytest.raises(PredictError, match="temporal model predicts an export in this process"):
+        predict_export(out / "best.pt", tiny["val"], batch_size=32, workers=2)  # windows cross shards
     per_frame = predict_video(out / "best.pt", sorted((tiny["data"] / "videos").glob("*.mp4"))[0])
     assert per_frame["frame"].tolist() == list(range(len(per_frame))) and len(per_frame) > 50
