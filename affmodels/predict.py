@@ -15,6 +15,7 @@ each frame taking the output of the first window that holds it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -72,6 +73,9 @@ class ShardJob:
     batch_size: int
     device: str
     verify: bool
+    #: torch threads in a local pool's process (cores / processes, so N processes do not each
+    #: start a thread per core); None: the worker's own setting (Dask's nanny sets one thread)
+    threads: int | None = None
 
 
 class PredictError(ModelError):
@@ -117,6 +121,8 @@ MODELS = _ModelCache()
 @torch.no_grad()
 def predict_shard(job: ShardJob) -> pd.DataFrame:
     """Runs on a worker (or in this process): the rows of one shard, in file order."""
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
     model, state = MODELS.get(job.checkpoint, job.checkpoint_sha256, job.device)
     vocab = state["vocabulary"]
     manifest = load_manifest(job.data, check=False)  # a URL: its manifest, shards fetched on use
@@ -133,6 +139,13 @@ def predict_shard(job: ShardJob) -> pd.DataFrame:
         ids = {"video": batch["video"], "track": batch["track"], "frame": batch["frame"].numpy()}
         parts.append(_frame_rows(pred, ids, vocab["au_names"], vocab["expressions"]))
     return pd.concat(parts, ignore_index=True)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def predict_export(checkpoint: str | Path, data: str | Path, *, batch_size: int = 256, workers: int = 1,
@@ -172,9 +185,10 @@ def predict_export(checkpoint: str | Path, data: str | Path, *, batch_size: int 
         vocab = state["vocabulary"]
         manifest = load_manifest(data, check=False)  # each task checks its own shard
         where = str(data) if is_remote(data) else executor.path_map.to_worker(Path(data).resolve())
+        threads = max(1, _cpus() // executor.slots) if (not executor.remote and executor.slots > 1) else None
         starts = np.concatenate([[0], np.cumsum([s.rows for s in manifest.shards])[:-1]]).astype(int)
         jobs = [ShardJob(executor.path_map.to_worker(checkpoint.resolve()), sha, where, i, entry, int(starts[i]),
-                         batch_size, str(device), verify) for i, entry in enumerate(manifest.shards)]
+                         batch_size, str(device), verify, threads) for i, entry in enumerate(manifest.shards)]
         if on_total is not None:
             on_total(sum(s.rows for s in manifest.shards))
         results: dict[int, pd.DataFrame] = {}
