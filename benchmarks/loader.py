@@ -214,6 +214,53 @@ def bare_reader(images: list[bytes]) -> Reader:
     return Reader("bare_decode_1proc", BareDecode(images), lambda one: one)
 
 
+def _decode_all(images: list[bytes]) -> None:
+    import simplejpeg
+
+    for b in images:
+        simplejpeg.decode_jpeg(b, colorspace="RGB")
+
+
+class BareDecodePair:
+    """The bare decode in two processes at once, each half of the images in export order: the
+    most any two-worker loader could do here. Its wall-clock ratio to one process shows what
+    the machine gives two processes right now, and its CPU a sample what two decoders side by
+    side cost each (more than one alone where they share caches and memory bandwidth)."""
+
+    def __init__(self, images: list[bytes]) -> None:
+        self.images = images
+
+    def __iter__(self):
+        import multiprocessing as mp
+
+        half = len(self.images) // 2
+        ctx = mp.get_context("fork")  # the halves are inherited, not pickled
+        procs = [ctx.Process(target=_decode_all, args=(part,))
+                 for part in (self.images[:half], self.images[half:])]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        yield len(self.images)
+
+
+class PairReader(Reader):
+    """:class:`Reader` for :class:`BareDecodePair`: the children's CPU from getrusage."""
+
+    def one(self) -> Run:
+        import resource
+
+        self.epoch += 1
+        c0, w0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        n = sum(self.loader)
+        wall = time.perf_counter() - t0
+        w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        run = Run(n, wall, time.process_time() - c0, w1.ru_utime + w1.ru_stime - w0.ru_utime - w0.ru_stime)
+        self.runs.append(run)
+        return run
+
+
 class MapDataset:
     """The usual map-style baseline: the Parquet table in memory, one row per index."""
 
@@ -482,7 +529,7 @@ def main() -> None:
 
     m = load_manifest(root)
     images = read_images(root)
-    readers = [bare_reader(images)]
+    readers = [bare_reader(images), PairReader("bare_decode_2proc", BareDecodePair(images), None, workers=2)]
     for w in (0, 1, 2):
         readers.append(stream_reader(root, w, args.batch))
     readers.append(stream_reader(root, 2, args.batch, augment=True))
@@ -537,6 +584,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 1) for x in load]},
         "batch": args.batch, "rounds": args.repeat,
         "bare_decode_1proc": entry(bare),
+        "bare_decode_2proc": entry(by["bare_decode_2proc"]),
+        "stream_2_vs_bare_2proc": round(ratio(by["stream_2w"], by["bare_decode_2proc"]), 3),
         "stream_0_workers": entry(by["stream_0w"]),
         "stream_1_worker": entry(by["stream_1w"]),
         "stream_2_workers": entry(by["stream_2w"]),
@@ -551,8 +600,10 @@ def main() -> None:
             "stream_1w_workers": entry(by["stream_1w"])["cpu_us_per_sample_workers"],
             "stream_1w_trainer_process": entry(by["stream_1w"])["cpu_us_per_sample_trainer_process"],
             f"stream_1w_ceiling_vs_bare_on_{cores}_idle_cores": entry(by["stream_1w"])[f"cpu_ceiling_vs_bare_on_{cores}_idle_cores"],
+            "bare_decode_2proc_each": entry(by["bare_decode_2proc"])["cpu_us_per_sample_workers"],
             "how": "medians over rounds; ceiling = bare x min(cores / (workers + trainer), "
-                   "n_workers / workers, 1 / trainer), CPU seconds a sample, bare of the same round",
+                   "n_workers / workers, 1 / trainer), CPU seconds a sample, bare of the same round; "
+                   "bare_decode_2proc_each: what each of two bare decoders side by side costs",
         },
         "profile_us_per_sample": stages,
         "verification": verify,
