@@ -4,6 +4,8 @@ Measured in the same run, on the same frames (one export of a synthetic dataset)
 (every reader once per round, so that a busy machine slows them alike), medians over rounds:
 
 * (a) bare decode: simplejpeg on the JPEG bytes already in memory, one process: the baseline;
+* the same bare decode in two processes at once (half the images each): what the machine gives
+  two processes right now (on idle cores 2x), the most any two-worker loader could do here;
 * ours: ``AffectStream(batch_size=256)`` through ``make_loader`` with 0, 1 and 2 workers
   (persistent workers, one warm-up epoch, then timed epochs), and with 2 workers and the
   default augmentation;
