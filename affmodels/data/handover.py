@@ -21,9 +21,9 @@ file-descriptor transfer per batch (a socket connection to the worker's resource
 more than everything else it does per batch). So the trainer, once it has mapped a slot, marks
 it in the shared state (:meth:`~affmodels.data.state.SharedState.slot_mapped`, the slot's tag:
 the worker's pool and the slot number), and from then on the worker sends the lease alone and
-the trainer rebuilds the batch's image from the storage it kept. A batch that never reached the
-trainer (dropped when an epoch was abandoned) leaves its slot unmarked, so its storage is sent
-again. With pinned memory the pin-memory thread copies each batch out of its slot; there the
+the trainer rebuilds the batch's image from the storage it kept. The mark is the trainer's,
+not assumed by the worker, so a slot whose first batch never reached the trainer (dropped when
+an epoch was abandoned) never travels without its storage. With pinned memory the pin-memory thread copies each batch out of its slot; there the
 slot is never marked and the image always travels with the batch.
 """
 
@@ -73,6 +73,9 @@ class SlotPool:
         self.slots: list[Tensor] = []
         self._count = 0
         self._base = (os.getpid() & 0x7FFFFF) << 40  # tokens of another process never collide
+        # names this pool's storages: random, not the pid, since a pid can come back in a new
+        # worker of the same number whose slot must not be mistaken for the old one's mapping
+        self._tag = (int.from_bytes(os.urandom(7), "little") | 1) << 4
         self.fresh = 0  # one-off buffers allocated because every slot was in use
 
     def take(self, n: int) -> tuple[Tensor, Lease | None]:
@@ -89,7 +92,7 @@ class SlotPool:
         self._count += 1
         token = self._base | self._count
         self.tokens[i] = token
-        return self.slots[i][:n], Lease(self.worker, i, token, self._base | (i + 1), (n, *self.shape[1:]))
+        return self.slots[i][:n], Lease(self.worker, i, token, self._tag | i, (n, *self.shape[1:]))
 
     def mapped_by_trainer(self, lease: Lease | None) -> bool:
         """Whether the trainer holds this lease's slot storage already (send the lease alone)."""
