@@ -4,14 +4,18 @@ Measured in the same run, on the same frames (one export of a synthetic dataset)
 (every reader once per round, so that a busy machine slows them alike), medians over rounds:
 
 * (a) bare decode: simplejpeg on the JPEG bytes already in memory, one process: the baseline;
+* the same bare decode in two processes at once (half the images each): what the machine gives
+  two processes right now (on idle cores 2x), the most any two-worker loader could do here;
 * ours: ``AffectStream(batch_size=256)`` through ``make_loader`` with 0, 1 and 2 workers
   (persistent workers, one warm-up epoch, then timed epochs), and with 2 workers and the
   default augmentation;
 * (c) a plain map-style Dataset: the Parquet files read into one in-memory table, rows by
   index, decode, default collate, shuffled DataLoader with the same 2 workers;
-* CPU seconds per sample of each (the trainer process and its workers, from /proc): what the
-  rate would be on idle cores, whatever else runs on the machine;
-* where a worker's time goes, stage by stage, in one process (``profile``);
+* CPU seconds per sample of each, the trainer process (all its threads, ``time.process_time``)
+  and its workers (``/proc/PID/stat``) apart, and the ceiling they imply on 2 idle cores against
+  the bare decode of the same round (:func:`ceiling`): far steadier on a busy machine than wall
+  time, which there depends on how the kernel shares the cores between sessions;
+* where a worker's and the trainer's CPU goes, stage by stage, in one process (``profile``);
 * shard verification (``affmodels.data.verify``): cold (every shard hashed) and warm (only the
   cache consulted), against the time of one epoch;
 * (b) naive video reading: a decord ``VideoReader`` per video, ``vr[i]`` per frame in
@@ -20,7 +24,7 @@ Measured in the same run, on the same frames (one export of a synthetic dataset)
 * the cnn model's forward + backward at batch 256 (the step the loader must keep up with).
 
 Targets (issue 19): 2 workers at least 1.6x (a) and faster than (c) with the same workers; 1
-worker at least 0.85x (a). Data: the synthetic generator -> store -> ``affdata.export``. Prints
+worker at least 0.85x (a); on a busy machine, the CPU ceiling of 2 workers at least 1.6x. Data: the synthetic generator -> store -> ``affdata.export``. Prints
 one JSON object.
 """
 
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,20 +135,35 @@ def cpu_of(pids: list[int]) -> float:
     return total / TICK
 
 
-class Reader:
-    """One reader measured epoch by epoch: samples, wall seconds, CPU seconds of all its processes."""
+@dataclass
+class Run:
+    """One timed epoch of a reader: samples, wall seconds, CPU seconds of the trainer process
+    (all its threads) and of its DataLoader workers."""
 
-    def __init__(self, name: str, loader: Any, count: Any, set_epoch: Any = None) -> None:
+    n: int
+    wall: float
+    main: float
+    workers: float
+
+    @property
+    def cpu(self) -> float:
+        return self.main + self.workers
+
+
+class Reader:
+    """One reader measured epoch by epoch (:class:`Run`)."""
+
+    def __init__(self, name: str, loader: Any, count: Any, set_epoch: Any = None, workers: int = 0) -> None:
         self.name, self.loader, self.count, self.set_epoch = name, loader, count, set_epoch
+        self.workers = workers
         self.epoch, self.runs = 0, []
-        self.bound: float | None = None
         self.one()  # warm-up: worker start, page cache
 
     def pids(self) -> list[int]:
         it = getattr(self.loader, "_iterator", None)
         return [w.pid for w in getattr(it, "_workers", [])]
 
-    def one(self) -> tuple[int, float, float]:
+    def one(self) -> Run:
         if self.set_epoch:
             self.set_epoch(self.epoch)
         self.epoch += 1
@@ -151,9 +171,24 @@ class Reader:
         c0, w0, t0 = time.process_time(), cpu_of(pids), time.perf_counter()
         n = sum(self.count(b) for b in self.loader)
         wall = time.perf_counter() - t0
-        cpu = time.process_time() - c0 + cpu_of(self.pids()) - w0
-        self.runs.append((n, wall, cpu))
-        return n, wall, cpu
+        run = Run(n, wall, time.process_time() - c0, cpu_of(self.pids()) - w0)
+        self.runs.append(run)
+        return run
+
+
+def ceiling(bare: Run, run: Run, workers: int, cores: int) -> float:
+    """The most a reader can run, as a multiple of the one-process bare decode, on ``cores``
+    idle cores, from CPU seconds a sample: the trainer process (m) and the workers (w, all of
+    them) share the cores; each worker is one thread, so ``workers`` of them use at most that
+    many cores; the trainer is one (the GIL): rate <= min(cores / (w + m), workers / w, 1 / m),
+    against 1 / b for the bare decode. It assumes nobody waits (a ceiling, not a prediction)."""
+    b, m, w = bare.cpu / bare.n, run.main / run.n, run.workers / run.n
+    if not workers:
+        return b / (m + w)
+    limits = [cores / (w + m), workers / max(w, 1e-12)]
+    if m > 0:
+        limits.append(1 / m)
+    return b * min(limits)
 
 
 def stream_reader(root: Path, workers: int, batch: int, augment: bool = False) -> Reader:
@@ -162,7 +197,7 @@ def stream_reader(root: Path, workers: int, batch: int, augment: bool = False) -
     ds = AffectStream(root, batch_size=batch, seed=0, augment=Augment() if augment else None)
     loader = make_loader(ds, batch, workers=workers)
     return Reader(f"stream_{workers}w" + ("_augment" if augment else ""), loader,
-                  lambda b: len(b["row"]), ds.set_epoch)
+                  lambda b: len(b["row"]), ds.set_epoch, workers)
 
 
 class BareDecode:
@@ -179,6 +214,53 @@ class BareDecode:
 
 def bare_reader(images: list[bytes]) -> Reader:
     return Reader("bare_decode_1proc", BareDecode(images), lambda one: one)
+
+
+def _decode_all(images: list[bytes]) -> None:
+    import simplejpeg
+
+    for b in images:
+        simplejpeg.decode_jpeg(b, colorspace="RGB")
+
+
+class BareDecodePair:
+    """The bare decode in two processes at once, each half of the images in export order: the
+    most any two-worker loader could do here. Its wall-clock ratio to one process shows what
+    the machine gives two processes right now, and its CPU a sample what two decoders side by
+    side cost each (more than one alone where they share caches and memory bandwidth)."""
+
+    def __init__(self, images: list[bytes]) -> None:
+        self.images = images
+
+    def __iter__(self):
+        import multiprocessing as mp
+
+        half = len(self.images) // 2
+        ctx = mp.get_context("fork")  # the halves are inherited, not pickled
+        procs = [ctx.Process(target=_decode_all, args=(part,))
+                 for part in (self.images[:half], self.images[half:])]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        yield len(self.images)
+
+
+class PairReader(Reader):
+    """:class:`Reader` for :class:`BareDecodePair`: the children's CPU from getrusage."""
+
+    def one(self) -> Run:
+        import resource
+
+        self.epoch += 1
+        c0, w0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        n = sum(self.loader)
+        wall = time.perf_counter() - t0
+        w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        run = Run(n, wall, time.process_time() - c0, w1.ru_utime + w1.ru_stime - w0.ru_utime - w0.ru_stime)
+        self.runs.append(run)
+        return run
 
 
 class MapDataset:
@@ -222,7 +304,7 @@ def map_reader(ds: MapDataset, workers: int, batch: int) -> Reader:
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
                         persistent_workers=workers > 0, worker_init_fn=_one_thread if workers else None,
                         generator=torch.Generator().manual_seed(0))
-    return Reader(f"map_{workers}w", loader, lambda b: len(b["frame"]))
+    return Reader(f"map_{workers}w", loader, lambda b: len(b["frame"]), workers=workers)
 
 
 def _one_thread(_: int) -> None:
@@ -231,15 +313,39 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def profile(root: Path, batch: int, rounds: int = 3) -> dict[str, float]:
-    """Microseconds a sample for each stage of a worker's work, in this process (medians)."""
+def rows_read_per_sample(root: Path, workers: int, batch: int) -> float:
+    """Rows whose labels a worker reads per sample it decodes (whole row groups: a worker's span
+    of the shuffled sequence touches every row group of the windows it overlaps), epoch 0."""
+    from affmodels.data import AffectStream
+
+    ds = AffectStream(root, batch_size=batch, seed=0, verify=False)
+    order, part, b = ds.epoch_order(0), ds.partition(workers), ds.blocks
+    read = 0
+    for w in range(part.workers):
+        start, stop = part.span(0, w)
+        held: set[int] = set()
+        for _, rows in order.segments(start, stop):
+            ids = set(np.unique(np.searchsorted(b.start, rows, side="right") - 1).tolist())
+            read += int(sum(b.length[i] for i in ids - held))
+            held = ids
+    return round(read / (part.per_worker * part.workers), 3)
+
+
+def profile(root: Path, batch: int, rounds: int = 5) -> dict[str, Any]:
+    """CPU microseconds a sample of each stage of a worker's and the trainer's work, in this
+    process (medians over rounds), beside the bare decode of the same images in each round."""
+    import pickle
+
+    import simplejpeg
     import torch
 
     from affmodels.data import Augment, load_manifest
     from affmodels.data.collate import empty_batch, empty_uint8, fill_labels, pixels
-    from affmodels.data.decode import decode_into
+    from affmodels.data.decode import decode_many
+    from affmodels.data.handover import Lease, Receiver, pack
     from affmodels.data.order import block_layout
-    from affmodels.data.reader import ShardReader
+    from affmodels.data.reader import ShardReader, concat_blocks
+    from affmodels.data.state import SharedState
 
     torch.set_num_threads(1)
     m = load_manifest(root)
@@ -248,29 +354,67 @@ def profile(root: Path, batch: int, rounds: int = 3) -> dict[str, float]:
     stages: dict[str, list[float]] = {}
 
     def timed(name: str, fn: Any, n: int) -> Any:
-        t = time.perf_counter()
+        t = time.process_time()
         out = fn()
-        stages.setdefault(name, []).append((time.perf_counter() - t) * 1e6 / n)
+        stages.setdefault(name, []).append((time.process_time() - t) * 1e6 / n)
         return out
 
-    for _ in range(rounds):
+    def read_all(reader: ShardReader) -> Any:  # each shard's row groups in one call, as a window is read
+        got = []
+        for s in range(len(m.shards)):
+            ids = np.flatnonzero(blocks.shard == s)
+            got += reader.read_groups(s, blocks.group[ids].tolist(), blocks.start[ids].tolist(),
+                                      blocks.length[ids].tolist())
+        return concat_blocks(got)
+
+    slots = [empty_uint8((batch, size, size, 3), True) for _ in range(3)]
+    state = SharedState()
+    receiver = Receiver(state)
+    for r in range(rounds):
         reader = ShardReader(m)
-        held = timed("read_row_groups", lambda: [reader.read(int(blocks.shard[i]), int(blocks.group[i]),
-                                                             int(blocks.start[i]), int(blocks.length[i]))
-                                                 for i in range(len(blocks))], m.rows)
-        win = held[0]
-        n = min(batch, len(win.rows))
-        idx = np.arange(n)
-        b = empty_batch(n, size, k, shared=False)
-        timed("labels_into_batch", lambda: fill_labels(b, 0, win, idx, idx), n)
-        px = pixels(b)
-        timed("decode", lambda: [decode_into(d, px[j], m.encoding) for j, d in enumerate(win.images.slices(idx))], n)
-        timed("augment_in_worker", lambda: Augment().apply(px, 0, 0, idx), n)
-        timed("new_shared_batch", lambda: empty_uint8((n, size, size, 3), True).numpy().fill(1), n)
-        reused = empty_uint8((n, size, size, 3), True)
-        timed("reused_shared_slot", lambda: reused.numpy().fill(1), n)
+        timed("read_labels_and_image_offsets_first_time", lambda: read_all(reader), m.rows)
+        win = timed("read_labels_per_row_read", lambda: read_all(reader), m.rows)
+        n = len(win.rows) // batch * batch
+        order = np.random.default_rng(r).permutation(len(win.rows))[:n]
+        encoded = win.images.slices(order)
+        data = [bytes(e) for e in encoded]
+
+        def bare() -> None:
+            for d in data:
+                simplejpeg.decode_jpeg(d, colorspace="RGB")
+
+        def decode() -> None:
+            for j in range(0, n, batch):
+                decode_many(win.images.slices(order[j:j + batch]), slots[j // batch % 3].numpy(), m.encoding)
+
+        def labels() -> list[dict[str, Any]]:
+            out = []
+            for j in range(0, n, batch):
+                b = empty_batch(batch, size, k, image=slots[j // batch % 3])
+                idx = order[j:j + batch]
+                fill_labels(b, 0, win, idx, idx)
+                out.append(b)
+            return out
+
+        timed("bare_decode_same_images", bare, n)
+        timed("decode_into_slots", decode, n)
+        filled = timed("labels_into_batch", labels, n)
+        leases = [Lease(0, j % 3, j + 1, 7 + j % 3, (batch, size, size, 3)) for j in range(len(filled))]
+        blobs = timed("pack_and_pickle_lease_only", lambda: [pickle.dumps(
+            {key: v for key, v in pack(b, le).items() if key != "image"}, protocol=pickle.HIGHEST_PROTOCOL)
+            for b, le in zip(filled, leases)], n)
+        for j in range(3):
+            receiver._mapped[(0, j)] = (7 + j, slots[j].untyped_storage())
+        timed("trainer_unpickle_and_receive", lambda: [receiver(pickle.loads(x)) for x in blobs], n)
+        timed("augment_in_worker", lambda: Augment().apply(pixels(filled[0]), 0, 0, np.arange(batch)), batch)
+        timed("new_shared_batch", lambda: empty_uint8((batch, size, size, 3), True).numpy().fill(1), batch)
+        timed("reused_shared_slot", lambda: slots[0].numpy().fill(1), batch)
         reader.close()
-    return {name: round(statistics.median(v), 2) for name, v in stages.items()}
+    out: dict[str, Any] = {name: round(statistics.median(v), 2) for name, v in stages.items()}
+    out["rows_read_per_sample_2_workers"] = rows_read_per_sample(root, 2, batch)
+    out["how"] = ("CPU us a sample (time.process_time) in one process, medians of rounds; reading is "
+                  "per row read (a worker reads rows_read_per_sample rows a sample it decodes)")
+    return out
 
 
 def verification_cost(root: Path, epoch_s: float) -> dict[str, Any]:
@@ -387,7 +531,7 @@ def main() -> None:
 
     m = load_manifest(root)
     images = read_images(root)
-    readers = [bare_reader(images)]
+    readers = [bare_reader(images), PairReader("bare_decode_2proc", BareDecodePair(images), None, workers=2)]
     for w in (0, 1, 2):
         readers.append(stream_reader(root, w, args.batch))
     readers.append(stream_reader(root, 2, args.batch, augment=True))
@@ -401,31 +545,36 @@ def main() -> None:
     by = {r.name: r for r in readers}
 
     def rate(r: Reader) -> float:
-        return statistics.median(n / wall for n, wall, _ in r.runs[1:])
+        return statistics.median(x.n / x.wall for x in r.runs[1:])
 
     def ratio(r: Reader, base: Reader) -> float:  # median over rounds of the ratio in that round
-        return statistics.median((n / w) / (bn / bw) for (n, w, _), (bn, bw, _) in zip(r.runs[1:], base.runs[1:]))
+        return statistics.median((x.n / x.wall) / (y.n / y.wall) for x, y in zip(r.runs[1:], base.runs[1:]))
 
     bare = by["bare_decode_1proc"]
+    cores = min(2, os.cpu_count() or 1)
 
-    def entry(r: Reader) -> dict[str, Any]:
-        cpu_us = statistics.median(c / n * 1e6 for n, _, c in r.runs[1:])
-        e = {"samples_per_s": round(rate(r)), "runs": [round(n / w) for n, w, _ in r.runs[1:]],
-             "vs_bare_decode": round(ratio(r, bare), 3), "cpu_us_per_sample": round(cpu_us, 1),
-             "vs_model_step": round(rate(r) / model, 1)}
-        if getattr(r, "bound", None) is not None:
-            e["cpu_bound_vs_bare_on_two_idle_cores"] = r.bound  # 2 x (bare CPU / this CPU) per sample
-        return e
+    def us(values: Any) -> float:
+        return round(statistics.median(values) * 1e6, 1)
 
-    # where the kernel shares CPU time between sessions (autogroup) and other sessions keep the
+    # Where the kernel shares CPU time between sessions (autogroup) and other sessions keep the
     # cores busy, this run's processes share about one session's slice however many there are,
     # so wall-clock ratios of several processes to one understate what they do on idle cores.
-    # The CPU cost per sample bounds that (a bound: it assumes no waiting):
-    bare_cpu = statistics.median(c / n for n, _, c in bare.runs[1:])
-    for name in ("stream_2w", "stream_2w_augment", "map_2w"):
-        out_cpu = statistics.median(c / n for n, _, c in by[name].runs[1:])
-        by[name].bound = round(min(2, os.cpu_count() or 1) * bare_cpu / out_cpu, 3)
-    epoch_s = statistics.median(w for _, w, _ in by["stream_2w"].runs[1:])
+    # CPU seconds a sample do not depend on that: they give the ceiling on idle cores (per round,
+    # against the bare decode of the same round; medians over rounds).
+    def entry(r: Reader) -> dict[str, Any]:
+        runs = r.runs[1:]
+        e = {"samples_per_s": round(rate(r)), "runs": [round(x.n / x.wall) for x in runs],
+             "vs_bare_decode": round(ratio(r, bare), 3),
+             "cpu_us_per_sample": us(x.cpu / x.n for x in runs),
+             "cpu_us_per_sample_trainer_process": us(x.main / x.n for x in runs),
+             "cpu_us_per_sample_workers": us(x.workers / x.n for x in runs),
+             "vs_model_step": round(rate(r) / model, 1)}
+        if r is not bare:
+            e[f"cpu_ceiling_vs_bare_on_{cores}_idle_cores"] = round(statistics.median(
+                ceiling(y, x, r.workers, cores) for x, y in zip(runs, bare.runs[1:])), 3)
+        return e
+
+    epoch_s = statistics.median(x.wall for x in by["stream_2w"].runs[1:])
     verify = verification_cost(root, epoch_s)
     decord = decord_rate(root, videos, m.image_size, args.decord_frames) if (videos is not None and args.decord_frames) else None
     load = os.getloadavg()
@@ -437,19 +586,34 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 1) for x in load]},
         "batch": args.batch, "rounds": args.repeat,
         "bare_decode_1proc": entry(bare),
+        "bare_decode_2proc": entry(by["bare_decode_2proc"]),
+        "stream_2_vs_bare_2proc": round(ratio(by["stream_2w"], by["bare_decode_2proc"]), 3),
         "stream_0_workers": entry(by["stream_0w"]),
         "stream_1_worker": entry(by["stream_1w"]),
         "stream_2_workers": entry(by["stream_2w"]),
         "stream_2_workers_augment": entry(by["stream_2w_augment"]),
         "map_style_2_workers": entry(by["map_2w"]),
         "stream_2_vs_map_2": round(ratio(by["stream_2w"], by["map_2w"]), 3),
+        "cpu_per_sample_us": {
+            "bare_decode": entry(bare)["cpu_us_per_sample"],
+            "stream_2w_workers": entry(by["stream_2w"])["cpu_us_per_sample_workers"],
+            "stream_2w_trainer_process": entry(by["stream_2w"])["cpu_us_per_sample_trainer_process"],
+            f"stream_2w_ceiling_vs_bare_on_{cores}_idle_cores": entry(by["stream_2w"])[f"cpu_ceiling_vs_bare_on_{cores}_idle_cores"],
+            "stream_1w_workers": entry(by["stream_1w"])["cpu_us_per_sample_workers"],
+            "stream_1w_trainer_process": entry(by["stream_1w"])["cpu_us_per_sample_trainer_process"],
+            f"stream_1w_ceiling_vs_bare_on_{cores}_idle_cores": entry(by["stream_1w"])[f"cpu_ceiling_vs_bare_on_{cores}_idle_cores"],
+            "bare_decode_2proc_each": entry(by["bare_decode_2proc"])["cpu_us_per_sample_workers"],
+            "how": "medians over rounds; ceiling = bare x min(cores / (workers + trainer), "
+                   "n_workers / workers, 1 / trainer), CPU seconds a sample, bare of the same round; "
+                   "bare_decode_2proc_each: what each of two bare decoders side by side costs",
+        },
         "profile_us_per_sample": stages,
         "verification": verify,
         "decord_random_access": decord if decord else "skipped",
         "cnn_forward_backward": {"samples_per_s": round(model), "runs": model_runs},
     }
     out["targets"] = {"stream_2w_ge_1.6x_bare_decode": out["stream_2_workers"]["vs_bare_decode"] >= 1.6,
-                      "stream_2w_ge_1.6x_bare_decode_by_cpu": out["stream_2_workers"]["cpu_bound_vs_bare_on_two_idle_cores"] >= 1.6,
+                      "stream_2w_ge_1.6x_bare_decode_by_cpu": out["stream_2_workers"][f"cpu_ceiling_vs_bare_on_{cores}_idle_cores"] >= 1.6,
                       "stream_2w_ahead_of_map_2w": out["stream_2_vs_map_2"] > 1.0,
                       "stream_1w_ge_0.85x_bare_decode": out["stream_1_worker"]["vs_bare_decode"] >= 0.85,
                       "stream_faster_than_model_step": rate(by["stream_2w"]) > model}

@@ -25,7 +25,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from affmodels.data.augment import Augment
 from affmodels.data.balance import TASKS, balanced_counts, check_weights
 from affmodels.data.collate import empty_batch, fill_labels, pixels, sample_from
-from affmodels.data.decode import decode_into
+from affmodels.data.decode import DecodeError, decode_many
 from affmodels.data.errors import ResumeError, ShardError
 from affmodels.data.handover import SlotPool, pack
 from affmodels.data.manifest import Manifest, load_manifest
@@ -250,9 +250,12 @@ class AffectStream(IterableDataset):
             for pos, rows in order.segments(start, stop):
                 ids = np.unique(np.searchsorted(b.start, rows, side="right") - 1)
                 held = {i: held[i] for i in ids if i in held}
-                for i in ids:
-                    if i not in held:
-                        held[i] = reader.read(int(b.shard[i]), int(b.group[i]), int(b.start[i]), int(b.length[i]))
+                missing = [i for i in ids.tolist() if i not in held]
+                for shard in sorted({int(b.shard[i]) for i in missing}):  # one read per shard
+                    mine = [i for i in missing if b.shard[i] == shard]
+                    got = reader.read_groups(shard, [int(b.group[i]) for i in mine],
+                                             [int(b.start[i]) for i in mine], [int(b.length[i]) for i in mine])
+                    held.update(zip(mine, got))
                 win = concat_blocks([held[i] for i in ids])
                 yield pos, np.searchsorted(win.rows, rows), win
         finally:
@@ -292,7 +295,7 @@ class AffectStream(IterableDataset):
                 if filled == n:
                     if self.augment is not None:  # once per batch, vectorised
                         self.augment.apply(pixels(batch), self.seed, order.epoch, batch["position"].numpy())
-                    yield pack(batch, lease) if pool is not None else batch
+                    yield pack(batch, lease, pool) if pool is not None else batch
                     batch = None
 
     def _samples(self, order: EpochOrder, start: int, stop: int) -> Iterator[dict[str, Any]]:
@@ -308,14 +311,12 @@ class AffectStream(IterableDataset):
 
 def decode_rows(manifest: Manifest, win: Block, local: np.ndarray, out: np.ndarray) -> None:
     """Decode rows ``local`` of ``win`` into ``out`` (one C call a sample; no other Python per sample)."""
-    enc = manifest.encoding
-    for slot, data in enumerate(win.images.slices(local)):
-        try:
-            decode_into(data, out[slot], enc)
-        except (ValueError, RuntimeError) as e:
-            j = local[slot]
-            raise ShardError(f"{manifest.root}: row {win.rows[j]} ({win.video[j]} frame "
-                             f"{win.frame[j]}): cannot decode its image ({e})") from e
+    try:
+        decode_many(win.images.slices(local), out, manifest.encoding)
+    except DecodeError as e:
+        j = local[e.index]
+        raise ShardError(f"{manifest.root}: row {win.rows[j]} ({win.video[j]} frame "
+                         f"{win.frame[j]}): cannot decode its image ({e.reason})") from e
 
 
 def shard_batches(manifest: Manifest, shard: int, batch_size: int, first_row: int = 0) -> Iterator[dict[str, Any]]:

@@ -14,6 +14,17 @@ batch and every view of it (CPU, no copy at all). A worker with no free slot all
 up to :data:`~affmodels.data.state.SLOTS`, then falls back to a one-off buffer: it never waits
 on the trainer. The shared memory is already unlinked when mapped (torch's
 ``file_descriptor`` strategy): nothing is left in /dev/shm after a crash.
+
+A slot's storage crosses the process boundary once: sending a tensor in shared memory costs a
+file-descriptor transfer per batch (a socket connection to the worker's resource-sharer thread,
+``sendmsg``/``recvmsg``, a cache lookup: about 4 us a sample of the trainer's CPU at batch 256,
+more than everything else it does per batch). So the trainer, once it has mapped a slot, marks
+it in the shared state (:meth:`~affmodels.data.state.SharedState.slot_mapped`, the slot's tag:
+the worker's pool and the slot number), and from then on the worker sends the lease alone and
+the trainer rebuilds the batch's image from the storage it kept. The mark is the trainer's,
+not assumed by the worker, so a slot whose first batch never reached the trainer (dropped when
+an epoch was abandoned) never travels without its storage. With pinned memory the pin-memory thread copies each batch out of its slot; there the
+slot is never marked and the image always travels with the batch.
 """
 
 from __future__ import annotations
@@ -34,15 +45,17 @@ LEASE = "_lease"
 
 
 class Lease:
-    """Which slot of which worker a batch's pixels live in, and the token it was sent with."""
+    """Which slot of which worker a batch's pixels live in, the token it was sent with, the
+    slot's tag (its pool and number: which storage) and the batch's image shape (B, H, W, 3)."""
 
-    __slots__ = ("worker", "slot", "token")
+    __slots__ = ("worker", "slot", "token", "tag", "shape")
 
-    def __init__(self, worker: int, slot: int, token: int) -> None:
-        self.worker, self.slot, self.token = worker, slot, token
+    def __init__(self, worker: int, slot: int, token: int, tag: int = 0,
+                 shape: tuple[int, ...] = ()) -> None:
+        self.worker, self.slot, self.token, self.tag, self.shape = worker, slot, token, tag, shape
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Lease, (self.worker, self.slot, self.token))
+        return (Lease, (self.worker, self.slot, self.token, self.tag, self.shape))
 
     def release(self, state: SharedState) -> None:
         tokens = state.slot_tokens(self.worker)
@@ -55,10 +68,14 @@ class SlotPool:
 
     def __init__(self, state: SharedState, worker: int, batch: int, size: int) -> None:
         self.tokens = state.slot_tokens(worker)
+        self.mapped = state.slot_mapped(worker)
         self.worker, self.shape = worker, (batch, size, size, 3)
         self.slots: list[Tensor] = []
         self._count = 0
         self._base = (os.getpid() & 0x7FFFFF) << 40  # tokens of another process never collide
+        # names this pool's storages: random, not the pid, since a pid can come back in a new
+        # worker of the same number whose slot must not be mistaken for the old one's mapping
+        self._tag = (int.from_bytes(os.urandom(7), "little") | 1) << 4
         self.fresh = 0  # one-off buffers allocated because every slot was in use
 
     def take(self, n: int) -> tuple[Tensor, Lease | None]:
@@ -75,12 +92,18 @@ class SlotPool:
         self._count += 1
         token = self._base | self._count
         self.tokens[i] = token
-        return self.slots[i][:n], Lease(self.worker, i, token)
+        return self.slots[i][:n], Lease(self.worker, i, token, self._tag | i, (n, *self.shape[1:]))
+
+    def mapped_by_trainer(self, lease: Lease | None) -> bool:
+        """Whether the trainer holds this lease's slot storage already (send the lease alone)."""
+        return lease is not None and int(self.mapped[lease.slot]) == lease.tag
 
 
-def pack(batch: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
-    """A worker's batch as it crosses to the trainer: labels as numpy arrays, pixels in a slot."""
-    out = {k: (v.numpy() if k in LABELS else v) for k, v in batch.items()}
+def pack(batch: dict[str, Any], lease: Lease | None, pool: SlotPool | None = None) -> dict[str, Any]:
+    """A worker's batch as it crosses to the trainer: labels as numpy arrays, pixels in a slot
+    (the image left out where the trainer has mapped that slot: it rebuilds it from the lease)."""
+    drop = pool is not None and pool.mapped_by_trainer(lease)
+    out = {k: (v.numpy() if k in LABELS else v) for k, v in batch.items() if not (drop and k == "image")}
     out[LEASE] = lease
     return out
 
@@ -100,23 +123,34 @@ class Receiver:
 
     def __init__(self, state: SharedState) -> None:
         self.state = state
-        self._mapped: dict[tuple[int, int], Any] = {}  # (worker, slot) -> its storage
+        self._mapped: dict[tuple[int, int], tuple[int, Any]] = {}  # (worker, slot) -> (tag, storage)
         self._held: list[tuple[Any, Lease]] = []
 
     def __call__(self, item: Mapping[str, Any]) -> dict[str, Any]:
         self.poll()
         batch = {k: (torch.from_numpy(v) if k in LABELS else v) for k, v in item.items() if k != LEASE}
         lease = item.get(LEASE)
-        if lease is not None:
-            image = batch["image"]
-            if image.is_pinned():  # the pin-memory thread already copied it out of the slot
-                lease.release(self.state)
-            elif _use_count is not None:
-                storage = image.untyped_storage()
-                self._mapped[(lease.worker, lease.slot)] = storage
-                self._held.append((storage, lease))
-            else:
-                self._held.append((StorageWeakRef(image.untyped_storage()), lease))
+        if lease is None:
+            return batch
+        image = batch.get("image")
+        if image is None:  # a slot mapped before: its storage is here already
+            tag, storage = self._mapped.get((lease.worker, lease.slot), (None, None))
+            if tag != lease.tag:
+                raise RuntimeError(f"worker {lease.worker} sent slot {lease.slot} without its storage, "
+                                   "which this loader never mapped")
+            nhwc = torch.empty(0, dtype=torch.uint8).set_(storage, 0, lease.shape)
+            batch["image"] = nhwc.permute(0, 3, 1, 2)
+            self._held.append((storage, lease))
+        elif image.is_pinned():  # the pin-memory thread already copied it out of the slot
+            lease.release(self.state)
+        elif _use_count is not None:
+            storage = image.untyped_storage()
+            self._mapped[(lease.worker, lease.slot)] = (lease.tag, storage)
+            self._held.append((storage, lease))
+            if lease.tag:  # the worker may send this slot's lease alone from now on
+                self.state.slot_mapped(lease.worker)[lease.slot] = lease.tag
+        else:
+            self._held.append((StorageWeakRef(image.untyped_storage()), lease))
         return batch
 
     @staticmethod

@@ -153,13 +153,22 @@ class ImagePages:
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         self.data = np.frombuffer(self._map, np.uint8)
         self.meta, self.column = meta, column
+        self._ranges: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def ranges(self, group: int) -> tuple[np.ndarray, np.ndarray]:
-        """(start, stop) byte offsets in :attr:`data` of each row's image in row group ``group``."""
-        rg = self.meta.row_group(group)
-        chunk = rg.column(self.column)
-        return _row_group_offsets(memoryview(self._map), chunk.data_page_offset, chunk.total_compressed_size,
-                                  rg.num_rows)
+        """(start, stop) byte offsets in :attr:`data` of each row's image in row group ``group``.
+
+        Parsed once per row group and kept (16 bytes a row, as long as the file stays open): the
+        parse is a Python loop over the rows, and a worker meets every row group of its windows
+        each epoch, many of them for a few rows."""
+        got = self._ranges.get(group)
+        if got is None:
+            rg = self.meta.row_group(group)
+            chunk = rg.column(self.column)
+            got = _row_group_offsets(memoryview(self._map), chunk.data_page_offset,
+                                     chunk.total_compressed_size, rg.num_rows)
+            self._ranges[group] = got
+        return got
 
 
 def image_pages(path: Path, f: pq.ParquetFile) -> ImagePages | None:

@@ -324,3 +324,33 @@ def test_a_late_release_never_frees_a_slot_that_new_workers_reuse(export: Export
     assert len(kept) == 30
     for b in kept:
         assert np.array_equal(b["image"].permute(0, 2, 3, 1).numpy(), export.pixels[b["row"].numpy()])
+
+
+def test_a_mapped_slot_crosses_once_then_only_its_lease(export: Export, monkeypatch) -> None:
+    """Sending a shared tensor costs a file-descriptor transfer per batch; once the trainer has
+    mapped a slot, the worker sends the lease alone (pixels still right after an abandoned epoch,
+    whose prefetched batches the DataLoader drops unseen)."""
+    from affmodels.data import handover
+
+    sent = {"with": 0, "without": 0}
+    receive = handover.Receiver.__call__
+
+    def counting(self, item):
+        sent["with" if "image" in item else "without"] += 1
+        return receive(self, item)
+
+    monkeypatch.setattr(handover.Receiver, "__call__", counting)
+    ds = AffectStream(export.root, batch_size=8, seed=2)
+    loader = make_loader(ds, 8, workers=2)  # persistent workers
+    it = iter(loader)
+    first = next(it)  # abandon epoch 0 after one batch: prefetched batches are dropped unseen
+    assert np.array_equal(first["image"].permute(0, 2, 3, 1).numpy(), export.pixels[first["row"].numpy()])
+    del it, first
+    for epoch in (1, 2, 3):
+        ds.set_epoch(epoch)
+        rows = []
+        for b in loader:  # each batch dropped before the next: its slot is reused
+            assert np.array_equal(b["image"].permute(0, 2, 3, 1).numpy(), export.pixels[b["row"].numpy()])
+            rows.append(b["row"].numpy().copy())
+        assert sorted(np.concatenate(rows)) == list(range(export.rows))
+    assert sent["with"] <= 2 * 8 and sent["without"] >= 3 * 30 - 2 * 8
