@@ -242,8 +242,8 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def train_identity(train: Faces, val: Faces, out: str | Path, cfg: IdentityConfig | None = None,
                    device: str = "cpu") -> IdentityTrainResult:
     """Train the embedding on ``train``'s subjects; keep the epoch whose embedding best orders
-    :func:`pair_check` triplets of ``val``'s subjects (people it never saw); ``out`` gets the
-    checkpoint (kind ``identity``)."""
+    :func:`pair_check` triplets of ``val``'s subjects (people it never saw; the last epoch where
+    ``val`` forms no triplet, e.g. one person); ``out`` gets the checkpoint (kind ``identity``)."""
     cfg = cfg or IdentityConfig()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -285,7 +285,7 @@ def train_identity(train: Faces, val: Faces, out: str | Path, cfg: IdentityConfi
         check = pair_check(apply(embed_fn(net, device), val.images), val.subject, val.video, val.expr, seed=epoch)
         result.history.append({"epoch": epoch + 1, "loss": round(total / max(seen, 1), 4),
                                "val_ordered_right": round(check.ordered_right, 4)})
-        if check.ordered_right > best:
+        if math.isnan(check.ordered_right) or check.ordered_right > best:  # no triplets in val: keep the last
             best, result.best_epoch, result.val_check = check.ordered_right, epoch + 1, check
             save_checkpoint(out, {"kind": "identity", "config": asdict(cfg), "model": net.state_dict(),
                                   "subjects": names, "epoch": epoch + 1, "val_check": check.to_dict(),
