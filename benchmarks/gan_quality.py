@@ -106,13 +106,14 @@ def evaluator(args: argparse.Namespace, exports: Path) -> tuple[Path, dict]:
 
 
 def identity(args: argparse.Namespace, ids: Path) -> tuple[Path, dict]:
-    from affmodels.gan.identity import IdentityConfig, load_faces, train_identity
+    from affmodels.gan.identity import Faces, IdentityConfig, load_faces, train_identity
 
     out = args.work / "identity.pt"
     info = args.work / "identity.json"
     if not out.is_file() or args.retrain:
         t, c = time.perf_counter(), cpu_s()
-        result = train_identity(load_faces(ids / "train"), load_faces(ids / "val-full"), out,
+        people = Faces.concat([load_faces(ids / "train"), load_faces(ids / "test")])  # all but val: selection
+        result = train_identity(people, load_faces(ids / "val-full"), out,
                                 IdentityConfig(epochs=args.id_epochs, threads=args.threads))
         info.write_text(json.dumps({**result.to_dict(), "wall_s": round(time.perf_counter() - t, 1),
                                     "cpu_s": round(cpu_s() - c, 1)}, default=float))

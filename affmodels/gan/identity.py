@@ -61,6 +61,11 @@ class Faces:
     def __len__(self) -> int:
         return len(self.subject)
 
+    @staticmethod
+    def concat(parts: list[Faces]) -> Faces:
+        return Faces(torch.cat([p.images for p in parts]), *(np.concatenate([getattr(p, k) for p in parts])
+                                                              for k in ("subject", "video", "expr", "va", "au")))
+
     def take(self, index: np.ndarray) -> Faces:
         index = np.asarray(index, dtype=np.int64)
         return Faces(self.images[torch.from_numpy(index)], self.subject[index], self.video[index],
@@ -229,14 +234,19 @@ class IdentityTrainResult:
 
 
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Horizontal flip and a shift of up to 1/12 of the size (as a detector's box moves)."""
+    """Horizontal flip, a shift of up to 1/12 of the size (as a detector's box moves), and a
+    brightness gain and colour tint per face in the ranges the synthetic scenes light each
+    video with (gain 0.8-1.15, each channel 0.92-1.08): one person's videos differ by exactly
+    that, so without it the embedding reads the video's light as part of the skin colour."""
     b, _, h, w = x.shape
     flip = torch.rand(b, generator=g) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     pad = max(1, h // 12)
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=g).tolist()
-    return padded[:, :, dy:dy + h, dx:dx + w]
+    x = padded[:, :, dy:dy + h, dx:dx + w]
+    gain = (0.8 + 0.35 * torch.rand(b, 1, 1, 1, generator=g)) * (0.92 + 0.16 * torch.rand(b, 3, 1, 1, generator=g))
+    return (x.float() * gain).clamp(0, 255).round().to(torch.uint8)
 
 
 def train_identity(train: Faces, val: Faces, out: str | Path, cfg: IdentityConfig | None = None,
