@@ -12,7 +12,7 @@
    baseline on the same sources and targets; target-affect figures by the evaluator, identity
    by the embedding (checked first on real test faces), KID (identity features and a fixed
    random network's) against real test faces that are not sources.
-5. ``--augment``: the paper's loop (see ``benchmarks/gan_augment.py``).
+5. Then ``benchmarks/gan_augment.py``: the paper's loop on the same work folder.
 
 Stages are kept in ``--work`` and reused (``--retrain`` redoes the networks). Prints JSON.
 """
