@@ -120,6 +120,8 @@ def main() -> None:
         parser.error("--seeds: at least 3 seeds (an interval needs them)")
     args.gan = args.gan or args.work / "gan" / "last.pt"
     exports = args.work / "main" / f"exports{args.size}"
+    if not args.gan_steps and not Path(args.gan).is_file():
+        raise SystemExit(f"{args.gan} not found: run benchmarks/gan_quality.py first (or pass --gan-steps)")
     t0 = time.perf_counter()
     info = build(args, exports)
     tag = f"{args.fraction:g}"

@@ -122,14 +122,17 @@ def identity(args: argparse.Namespace, ids: Path) -> tuple[Path, dict]:
 
 def gan(args: argparse.Namespace, exports: Path) -> tuple[Path, dict]:
     out = args.out or args.work / "gan"
-    if not (out / "last.pt").is_file() or args.retrain:
+    if args.eval_only and not (out / "last.pt").is_file():
+        raise SystemExit(f"--eval-only: {out / 'last.pt'} not found")
+    if not args.eval_only and (not (out / "last.pt").is_file() or args.retrain):
         shutil.rmtree(out, ignore_errors=True)
         t, c = time.perf_counter(), cpu_s()
         result = train_gan(GanTrainConfig(
             data=str(exports / "train"), out=str(out), epochs=1000, batch_size=args.batch_size, lr_g=args.lr,
             lr_d=args.lr, workers=0, threads=args.threads, seed=0, device=args.device, max_steps=args.steps,
             g_task_weight=args.g_task_weight, mask_weight=args.mask_weight, g_width=args.g_width,
-            d_width=args.d_width, d_norm=args.d_norm, checkpoint_every=args.checkpoint_every))
+            d_width=args.d_width, d_norm=args.d_norm, d_augment=args.d_augment, d_warmup_steps=args.d_warmup_steps,
+            checkpoint_every=args.checkpoint_every))
         (out / "timing.json").write_text(json.dumps({"wall_s": round(time.perf_counter() - t, 1),
                                                      "cpu_s": round(cpu_s() - c, 1), "steps": result.steps}))
     timing = json.loads((out / "timing.json").read_text()) if (out / "timing.json").is_file() else {}
@@ -160,7 +163,10 @@ def main() -> None:
     parser.add_argument("--g-width", type=int, default=GanTrainConfig.g_width)
     parser.add_argument("--d-width", type=int, default=GanTrainConfig.d_width)
     parser.add_argument("--d-norm", default="group", choices=["group", "none"])
+    parser.add_argument("--d-augment", action="store_true")
+    parser.add_argument("--d-warmup-steps", type=int, default=0, help="counted in --steps")
     parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--eval-only", action="store_true", help="score the GAN run's last.pt; never train it")
     parser.add_argument("--retrain", action="store_true", help="train the networks again even if their files exist")
     parser.add_argument("--stage", default="all", choices=["data", "judges", "gan", "all"],
                         help="stop after this stage (each is kept in --work)")
