@@ -33,10 +33,10 @@ test: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# gan_quality.py last: it scores with the network that quality.py trains
+# gan_augment.py after gan_quality.py: it uses the GAN that gan_quality.py trains
 bench: $(STAMP)
-	for b in $(filter-out benchmarks/__init__.py benchmarks/gan_quality.py,$(sort $(wildcard benchmarks/*.py))) \
-	         benchmarks/gan_quality.py; do $(BIN)/python $$b || exit 1; done
+	for b in $(filter-out benchmarks/__init__.py benchmarks/gan_quality.py benchmarks/gan_augment.py,$(sort $(wildcard benchmarks/*.py))) \
+	         benchmarks/gan_quality.py benchmarks/gan_augment.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo annotate-demo test-artifacts .pytest_cache .hypothesis

@@ -16,7 +16,7 @@
 #     (fp32, as trained), and the goal (end to end >= 0.9 of the step alone).
 #
 # Usage: bash benchmarks/device_check.sh [loader|gan [GAN_SECONDS]]   (default: loader)
-# gan: the GAN settings sweep of an earlier session (needs .bench/quality from benchmarks/quality.py).
+# gan: the GAN settings sweep of an earlier session (gan_quality.py prepares its data and judges in WORK).
 set -u
 OUT=${OUT:-.bench/device}
 MODE=${1:-loader}

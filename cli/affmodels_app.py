@@ -22,6 +22,7 @@ app.command("eval")(evaluate.evaluate)
 app.command()(predict.predict)
 app.command()(gan.generate)
 app.command("eval-gan")(gan.eval_gan)
+app.command("train-identity")(gan.train_identity)
 
 
 @app.command()

@@ -88,31 +88,78 @@ def generate(
 def eval_gan(
     checkpoint: Annotated[Path, typer.Option(help="A GAN checkpoint.")],
     evaluator: Annotated[Path, typer.Option(help="A multi-task checkpoint trained separately (affmodels train).")],
-    data: Annotated[Path, typer.Option(help="Export whose faces are the sources (and whose labels give the targets).")],
-    n: Annotated[int, typer.Option(min=1, help="How many faces to generate and score.")] = 256,
-    seed: Annotated[int, typer.Option(help="Seed of the target draws.")] = 0,
+    data: Annotated[Path, typer.Option(help="Export whose faces are the sources (and whose labels give the targets): "
+                                            "test subjects that neither the GAN nor the evaluator saw.")],
+    identity: Annotated[Path | None, typer.Option(help="An identity embedding (affmodels train-identity), trained "
+                                                       "on other people: identity figures and KID in its space.")] = None,
+    n: Annotated[int, typer.Option(min=1, help="How many faces to generate and score (the rest are the real reference).")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the source and target draws.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     json: JsonOption = False,
 ) -> None:
-    """Score generated faces with a separate recogniser (target VA CCC, AU F1, expression accuracy,
-    identity distance), against an untrained generator; and the discriminator as a recogniser.
+    """Score generated faces beside an untrained generator and the copy-the-input baseline: target
+    VA CCC, AU F1 and expression accuracy by a separate recogniser; identity by an embedding of
+    other people (checked first on real faces); KID to real faces; and the discriminator as a
+    recogniser.
 
-    Example: affmodels eval-gan --checkpoint runs/gan/last.pt --evaluator runs/cnn1/best.pt --data exports/val
+    Example: affmodels eval-gan --checkpoint runs/gan/last.pt --evaluator runs/cnn1/best.pt --identity runs/identity.pt --data exports/test
     """
     from affmodels.gan.evaluate import evaluate_gan
 
-    result = evaluate_gan(checkpoint, evaluator, data, n=n, seed=seed, device=device)
+    result = evaluate_gan(checkpoint, evaluator, data, identity=identity, n=n, seed=seed, device=device)
     if json:
         print_json(result.to_dict())
         return
+    gens = (result.trained, result.untrained, result.copy)
     keys = [("ccc_valence", "CCC valence to target"), ("ccc_arousal", "CCC arousal to target"),
             ("au_f1_mean", "AU F1 to target"), ("expr_accuracy", "expression accuracy"),
-            ("expr_f1_macro", "expression macro-F1"), ("expr_chance", "expression chance (1 / classes)"),
-            ("identity_ratio", "identity distance / other-face distance")]
-    print_table(["figure", "trained G", "untrained G"],
-                [[label, num(getattr(result.trained, k)), num(getattr(result.untrained, k))] for k, label in keys],
-                title=f"{plural(result.trained.faces, 'generated face')} scored by {shown_path(evaluator)}")
+            ("expr_f1_macro", "expression macro-F1"), ("expr_chance", "expression chance (1 / classes)")]
+    rows = [[label, *(num(getattr(g, k)) for g in gens)] for k, label in keys]
+    if result.trained.identity is not None:
+        rows += [[label, *(num(getattr(g.identity, k)) for g in gens)] for k, label in (
+            ("own_distance", "identity: distance to source"), ("verified", "identity: verified share"),
+            ("identified", "identity: identified share"), ("chance", "identity: chance"))]
+        rows.append(["KID, identity features", *(f"{num(g.kid_identity.mean)} ± {num(g.kid_identity.std)}" for g in gens)])
+    rows.append(["KID, random features", *(f"{num(g.kid_random.mean)} ± {num(g.kid_random.std)}" for g in gens)])
+    print_table(["figure", "trained G", "untrained G", "copy"], rows,
+                title=f"{plural(result.sources, 'source face')} of {plural(result.subjects, 'subject')} scored by "
+                      f"{shown_path(evaluator)}; {result.reference} real reference faces")
+    checks = [("evaluator features", result.evaluator_feature_check)]
+    if result.identity_check is not None:
+        checks.insert(0, ("identity embedding", result.identity_check))
+    print_table(["space", "same person, other expr.", "other person, same expr.", "ordered right", "triplets"],
+                [[name, num(c.same_person_other_expr), num(c.other_person_same_expr), num(c.ordered_right),
+                  str(c.triplets)] for name, c in checks],
+                title="Real faces: does the space measure identity?")
     d = result.discriminator
     print_table(["VA mean CCC", "AU mean F1", "EXPR macro-F1", "score"],
                 [[num(d.get(k)) for k in ("ccc_mean", "au_f1_mean", "expr_f1_macro", "score")]],
                 title="The discriminator as a recogniser")
+
+
+def train_identity(
+    data: Annotated[Path, typer.Option(help="Export of the people the embedding learns (none of the GAN's or test subjects).")],
+    val: Annotated[Path, typer.Option(help="Export of other people, to choose the epoch on.")],
+    out: Annotated[Path, typer.Option(help="Checkpoint file to write.")],
+    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    json: JsonOption = False,
+) -> None:
+    """Train the subject embedding that `eval-gan --identity` measures identity with.
+
+    Example: affmodels train-identity --data ids/train --val ids/val --out runs/identity.pt
+    """
+    from affmodels.gan.identity import IdentityConfig, load_faces
+    from affmodels.gan.identity import train_identity as run
+
+    result = run(load_faces(data), load_faces(val), out, IdentityConfig(epochs=epochs, seed=seed, threads=threads),
+                 device=device)
+    if json:
+        print_json(result.to_dict())
+        return
+    c = result.val_check
+    err.print(f"epoch {result.best_epoch} kept in {shown_path(out)}: on {c.subjects} unseen people, same person "
+              f"{num(c.same_person_other_expr)} apart, other person {num(c.other_person_same_expr)}, "
+              f"{num(c.ordered_right)} of {c.triplets} triplets ordered right", highlight=False)

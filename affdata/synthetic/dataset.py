@@ -207,6 +207,21 @@ def generate_dataset(out: Path, subjects: int = 4, seconds: float = 20.0, seed: 
     return summary
 
 
+def write_full_labels(out: Path, subjects: int, seconds: float, seed: int = 0) -> None:
+    """The annotation files of ``generate_dataset(subjects, seconds, seed)`` written again with
+    every frame's AUs and expression labelled (VA as the release labels it): no rendering, same
+    plan, so they describe the same pixels. For checks that need labels on frames the release leaves bare
+    (e.g. pairs of one person with two expressions: benchmarks/gan_quality.py)."""
+    plan = plan_dataset(subjects, seconds, seed)
+    masks = annotation_masks(plan, {"AU": 1.0, "EXPR": 1.0})
+    out = _prepare(out)
+    counts, files = {t: 0 for t in TASKS}, {t: 0 for t in TASKS}
+    for video in plan.videos:
+        for track in video.tracks:
+            _write_labels(out, plan, video, track, track_affect(plan, video, track),
+                          masks[video.name, track.track], counts, files)
+
+
 def generate_labels_only(out: Path, videos: int = 300, frames: int = 1_000_000, seed: int = 0,
                          *, fps: int = 25, release: str = "abaw2020", subjects: int | None = None,
                          progress: Progress | None = None, wild: Wild | None = None) -> DatasetSummary:

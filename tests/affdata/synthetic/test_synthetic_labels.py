@@ -197,3 +197,23 @@ def test_coverage_can_be_raised_for_a_small_demo() -> None:
     for bad in ({"EXPR": 0.0}, {"EXPR": 1.5}, {"VA": 0.5}):
         with pytest.raises(ConfigError, match="coverage"):
             annotation_masks(plan, bad)
+
+
+def test_write_full_labels_labels_every_frame_of_the_same_plan(tmp_path) -> None:
+    """benchmarks/gan_quality.py's full-label copy: every frame carries an AU and an expression
+    label (the release leaves most bare), for the same videos and frame counts as the plan; VA
+    as the release labels it."""
+    from affdata.synthetic.dataset import write_full_labels
+    from affdata.synthetic.plan import plan_dataset
+
+    write_full_labels(tmp_path / "full", 2, 2.0, seed=3)
+    plan = plan_dataset(2, 2.0, 3)
+    frames = {v.label_stem(t): v.frames for v in plan.videos for t in v.tracks}
+    for task in ("AU_Set", "EXPR_Set", "VA_Set"):
+        files = sorted((tmp_path / "full" / "annotations" / task).rglob("*.txt"))
+        assert {f.stem for f in files} == set(frames), task
+        for f in files:
+            rows = f.read_text().splitlines()[1:]
+            assert len(rows) == frames[f.stem], f
+            if task != "VA_Set":  # VA keeps the release's coverage (-5 where bare)
+                assert min(float(x) for row in rows for x in row.split(",")) > -1, f  # no -1 "no label"

@@ -114,10 +114,23 @@ def test_generate_and_eval_gan_from_the_cli(tiny, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["generate", "--checkpoint", str(tmp_path / "gan" / "last.pt"), "--image",
                               str(tmp_path / "face.png"), "--out", str(tmp_path / "gen3"), "--au", "AU99=1"])
     assert bad.exit_code != 0
-    scores = evaluate_gan(tmp_path / "gan" / "last.pt", tmp_path / "mtl" / "last.pt", tiny["val"], n=16, batch_size=8)
-    for which in (scores.trained, scores.untrained):
+    ident = runner.invoke(app, ["train-identity", "--data", str(tiny["train"]), "--val", str(tiny["val"]),
+                                "--out", str(tmp_path / "identity.pt"), "--epochs", "1"])
+    assert ident.exit_code == 0, ident.output
+    scores = evaluate_gan(tmp_path / "gan" / "last.pt", tmp_path / "mtl" / "last.pt", tiny["val"], n=16, batch_size=8,
+                          identity=tmp_path / "identity.pt", kid_subsets=5)
+    for which in (scores.trained, scores.untrained, scores.copy):
         assert which.faces == 16 and 0 <= which.expr_accuracy <= 1
-    assert "score" in scores.discriminator and scores.to_dict()["trained"]["faces"] == 16
+        assert which.kid_identity.subset_size == 16 and which.kid_random.subsets == 5
+    assert scores.copy.identity.own_distance == pytest.approx(0, abs=1e-6)
+    assert scores.trained.identity.own_distance > 0 and scores.identity_check is not None  # one subject: no triplet
+    assert scores.reference >= scores.sources == 16
+    assert "score" in scores.discriminator and scores.to_dict()["copy"]["faces"] == 16
+    shown = runner.invoke(app, ["eval-gan", "--checkpoint", str(tmp_path / "gan" / "last.pt"), "--evaluator",
+                                str(tmp_path / "mtl" / "last.pt"), "--data", str(tiny["val"]), "--n", "16",
+                                "--identity", str(tmp_path / "identity.pt")])
+    assert shown.exit_code == 0, shown.output
+    assert "copy" in shown.output and "KID, identity features" in shown.output and "ordered right" in shown.output
 
 
 def test_checkpoints_from_before_the_groupnorm_still_load(tiny, tmp_path: Path) -> None:
