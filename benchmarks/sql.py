@@ -21,6 +21,9 @@ without. Medians of ``--repeat`` runs. Prints one JSON object. ``--frames`` make
 a quick look (the goals are stated for 1M). ``--keep DIR`` makes the release and the query
 stores once in DIR and reuses them in later runs (a kept store at an older revision is
 upgraded, which also times the migration at this size); the write rounds always use fresh stores.
+``--only NAME,...`` and ``--no-cli`` make a quick look at a few queries. On SQLite each query's
+CPU seconds are printed beside its wall time (the query runs in this process): on a shared,
+busy machine they say what wall time cannot.
 """
 
 from __future__ import annotations
