@@ -94,17 +94,32 @@ def _tracks_without_rows(conn: Connection, tracks: list[int]) -> list[int]:
 
 
 def _add_labelled_tracks(conn: Connection, tracks: list[int], human: int) -> None:
-    """Rows for new tracks, labelled by the one human source of the store (no consensus source)."""
+    """Rows for new tracks, labelled by the one human source of the store (no consensus source).
+
+    Each frame's labels are looked up by primary key. On PostgreSQL the look-ups are ``LATERAL``
+    with ``LIMIT 1`` (at most one row anyway; it keeps the planner from turning them back into
+    joins) so that they stay look-ups: during an import the label tables have no statistics yet, and
+    with plain joins the planner took a track's labels for one row and compared every frame
+    with every label of the track (170 ms a track at 100k frames instead of 1 ms, growing with
+    the square of its length: most of what keeping the consensus cost PostgreSQL's import).
+    """
+    h = int(human)
+    if conn.dialect.name == "postgresql":
+        joins = (f"LEFT JOIN LATERAL (SELECT valence, arousal FROM va_label WHERE track_id = t.id "
+                 f"AND frame_idx = f.idx AND source_id = {h} LIMIT 1) va ON TRUE "
+                 f"LEFT JOIN LATERAL (SELECT expr_id FROM expr_label WHERE track_id = t.id "
+                 f"AND frame_idx = f.idx AND source_id = {h} LIMIT 1) ex ON TRUE ")
+    else:
+        joins = (f"LEFT JOIN va_label va ON va.track_id = t.id AND va.frame_idx = f.idx AND va.source_id = {h} "
+                 f"LEFT JOIN expr_label ex ON ex.track_id = t.id AND ex.frame_idx = f.idx AND ex.source_id = {h} ")
     conn.execute(text(
         "INSERT INTO consensus_frame (track_id, frame_idx, pts_s, present, valence, arousal, has_va, "
         "expr_id, has_expr, has_au) "
         "SELECT t.id, f.idx, f.pts_s, f.present, va.valence, va.arousal, "
         "CASE WHEN va.valence IS NULL THEN 0 ELSE 1 END, ex.expr_id, CASE WHEN ex.expr_id IS NULL THEN 0 ELSE 1 END, "
         "CASE WHEN EXISTS (SELECT 1 FROM au_label a WHERE a.track_id = t.id AND a.frame_idx = f.idx "
-        f"AND a.source_id = {int(human)} AND a.present IS NOT NULL) THEN 1 ELSE 0 END "
-        "FROM track t JOIN frame f ON f.video_id = t.video_id "
-        f"LEFT JOIN va_label va ON va.track_id = t.id AND va.frame_idx = f.idx AND va.source_id = {int(human)} "
-        f"LEFT JOIN expr_label ex ON ex.track_id = t.id AND ex.frame_idx = f.idx AND ex.source_id = {int(human)} "
+        f"AND a.source_id = {h} AND a.present IS NOT NULL) THEN 1 ELSE 0 END "
+        f"FROM track t JOIN frame f ON f.video_id = t.video_id {joins}"
         f"WHERE t.id IN ({_ints(tracks)})"))
 
 
@@ -118,14 +133,26 @@ def rebuild(conn: Connection) -> None:
     refresh(conn)
 
 
+#: what PostgreSQL analyses after a label write: the label and consensus tables, and the small
+#: tables that questions filter by name (``expression = 'Happiness'``, ``au = 'AU12'``). Those
+#: get too few writes for autovacuum ever to analyse them, and without statistics the planner
+#: guesses a name matches a hundredth of the label rows instead of a tenth, and then joins
+#: videos and tracks with nested loops over what it thinks are a few rows (1.9 s instead of 0.7).
+#: Not ``label_source``: with its three rows known, the planner reads every VA label to compare
+#: two annotators, where it now reads the later one's and looks each up among the earlier's
+_POSTGRESQL_ANALYSED = ("consensus_frame", "consensus_au", "va_label", "au_label", "expr_label", "track", "video",
+                        "subject", "action_unit", "expression", "split", "split_assignment")
+
+
 def update_statistics(conn: Connection) -> None:
     """Refresh the planner's statistics after a bulk label write, so that whole-release queries
-    walk videos, tracks and then frames in key order (SQLite plans badly without them)."""
+    walk videos, tracks and then frames in key order (SQLite plans badly without them) and
+    PostgreSQL estimates a filter on an expression's or AU's name right."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA analysis_limit = {_SQLITE_ANALYSIS_LIMIT}")
         conn.exec_driver_sql("ANALYZE")
     else:
-        conn.exec_driver_sql("ANALYZE consensus_frame, consensus_au, va_label, au_label, expr_label, track, video")
+        conn.exec_driver_sql(f"ANALYZE {', '.join(_POSTGRESQL_ANALYSED)}")
 
 
 # --- the rules, as set-based statements ---------------------------------------------------------

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false as sa_false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -383,7 +384,14 @@ class ConsensusFrame(Base):
     """
 
     __tablename__ = "consensus_frame"
-    __table_args__ = _without_rowid()
+    __table_args__ = (
+        # the frames of one expression, track by track (``expression = 'Happiness'``): a
+        # question about one class reads its frames, not the release; only labelled frames
+        # are in it (revision 0007)
+        Index(None, "expr_id", "track_id", "frame_idx", sqlite_where=text("expr_id IS NOT NULL"),
+              postgresql_where=text("expr_id IS NOT NULL")),
+        _without_rowid(),
+    )
 
     track_id: Mapped[int] = mapped_column(
         ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
