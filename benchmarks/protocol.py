@@ -213,15 +213,14 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     from affdata.export import export_part
     from affdata.labels import import_labels
     from affdata.splits import create_split
-    from affdata.synthetic import Wild, generate_dataset
+    from affdata.synthetic import generate_dataset
     from affdata.videos import ingest_videos
 
     work = args.work
     info: dict[str, Any] = {}
     data = work / "data"
     if not (data / "dataset.json").is_file():
-        wild = Wild.parse(args.wild_knobs, preset=args.wild) if (args.wild or args.wild_knobs) else None
-        generate_dataset(data, subjects=args.subjects, seconds=args.seconds, seed=args.data_seed, wild=wild)
+        generate_dataset(data, subjects=args.subjects, seconds=args.seconds, seed=args.data_seed, wild=wild_of(args))
     exports = work / f"exports{args.size}"
     done = exports / "test" / "meta" / "info.json"
     if not done.is_file():
@@ -306,6 +305,9 @@ def _baselines(args, exports: Path, arrays: dict, n_classes: int, baselines: dic
     baselines["floor"] = {k: evaluate_model(floor, exports / "test", batch_size=512).get(k) for k in KEYS}
     linear, chosen = linear_predictor(arrays["train"], arrays["val"], n_classes)
     baselines["linear"] = {k: evaluate_model(linear, exports / "test", batch_size=512).get(k) for k in KEYS}
+    # the same predictors on val: a choice made from these runs (a data preset) is made on val
+    baselines["on_val"] = {name: {k: evaluate_model(p, exports / "val", batch_size=512).get(k) for k in KEYS}
+                        for name, p in (("floor", floor), ("linear", linear))}
     baselines["linear_chosen_on_val"] = chosen
     if (exports / "train-scarce").is_dir():
         scarce = _arrays(exports / "train-scarce")
@@ -313,7 +315,7 @@ def _baselines(args, exports: Path, arrays: dict, n_classes: int, baselines: dic
         baselines["linear_scarce_au"] = {k: evaluate_model(lin, exports / "test", batch_size=512).get(k) for k in KEYS}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path(".bench/protocol"))
     parser.add_argument("--subjects", type=int, default=15)
@@ -331,6 +333,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per training (1: on a shared, oversubscribed CPU 2 threads ran about 8x slower)")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--min-seeds", type=int, default=3,
+                        help="refuse fewer seeds than this (2: exploratory sweeps, e.g. one row per wild knob; "
+                             "their intervals are t(1 dof) wide)")
     parser.add_argument("--scarce-au", type=float, default=1.0,
                         help="also train with AU labels on this fraction of the training frames, with and without --relations")
     parser.add_argument("--models", default="cnn", help="comma list of networks to run each variant with: cnn, cnn-gru, ...")
@@ -338,9 +343,22 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true", help="networks only (the baselines come from another run)")
     parser.add_argument("--variants", default=None,
                         help="comma list among full, full+relations, scarce, scarce+relations (default: full, and the scarce pair with --scarce-au)")
-    args = parser.parse_args()
-    if len(args.seeds) < 3:
-        parser.error("--seeds: at least 3 seeds (an interval needs them)")
+    args = parser.parse_args(argv)
+    if len(args.seeds) < max(2, args.min_seeds):
+        parser.error(f"--seeds: at least {max(2, args.min_seeds)} seeds (an interval needs them)")
+    return args
+
+
+def wild_of(args: argparse.Namespace):
+    """The generator's nuisances for these arguments: ``--wild-knobs`` over the preset with
+    ``--wild`` (the default), over all-off with ``--no-wild``; None for plain data."""
+    from affdata.synthetic import Wild
+
+    return Wild.parse(args.wild_knobs, preset=args.wild) if (args.wild or args.wild_knobs) else None
+
+
+def main() -> None:
+    args = parse_args()
     t0 = time.perf_counter()
     data_info = prepare(args)
     exports = Path(data_info["exports"])
@@ -370,7 +388,8 @@ def main() -> None:
             variants[key] = {"train_part": part, "relations": name.endswith("+relations"), "model": model,
                              "test": {k: interval([r["test"][k] for r in runs]) for k in KEYS}, "runs": runs}
     times["total_s"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps({"benchmark": "protocol", "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    wild = wild_of(args)
+    print(json.dumps({"benchmark": "protocol", "wild": wild.to_json() if wild else None, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                       "data": data_info, "times": times, "test_baselines": baselines, "variants": variants},
                      indent=2, default=float))
 
