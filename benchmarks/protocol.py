@@ -228,7 +228,8 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
         ingest_videos(store, [data / "videos"], subject_pattern=r"^(subj\d+)_")
         import_boxes(store, data / "boxes.csv", data / "subjects.csv")
         import_labels(store, [data / "annotations"], source="synthetic")
-        create_split(store, "protocol", by="subject", ratios=args.ratios, seed=args.data_seed, stratify="expression")
+        create_split(store, "protocol", by="subject", ratios=args.ratios, seed=args.data_seed,
+                     stratify=None if args.stratify == "none" else args.stratify)
         for part in ("train", "val", "test"):
             export_part(store, split="protocol", part=part, out=exports / part, size=args.size, source="synthetic")
         if args.scarce_au < 1:
@@ -325,6 +326,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the nuisances of the wild (affdata demo generate --wild); --no-wild: plain data")
     parser.add_argument("--wild-knobs", default=None, help="as affdata demo generate --wild-knobs")
     parser.add_argument("--ratios", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.6, 0.2, 0.2))
+    parser.add_argument("--stratify", choices=("expression", "none"), default="expression",
+                        help="none: the subject split depends on the seed only, so rows that differ in their "
+                             "labels (wild knobs) share their train, val and test subjects")
     parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)

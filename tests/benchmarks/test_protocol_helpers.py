@@ -55,3 +55,4 @@ def test_seeds_and_wild_knobs_from_the_command_line() -> None:
     one = wild_of(parse_args(["--no-wild", "--wild-knobs", "pose=1"]))
     assert one == Wild(pose=1.0)  # one knob alone: over all-off, not over the preset
     assert wild_of(parse_args(["--wild-knobs", "pose=0.5"])) == Wild.parse("pose=0.5", preset=True)
+    assert parse_args([]).stratify == "expression" and parse_args(["--stratify", "none"]).stratify == "none"
