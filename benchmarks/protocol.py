@@ -1,10 +1,12 @@
 """The evaluation protocol: figures that cannot leak, with their spread.
 
 1. Data: the synthetic release (``--wild`` nuisances on by default), ingested into a store and
-   split by subject into train, val and test (``--ratios``, stratified by expression), each
+   split by subject into train, val and test (``--ratios``, stratified by expression; ``--stratify
+   none``: the split depends on the seed only, so rows with other labels share it), each
    part exported. No subject is in two parts.
 2. Per variant (full labels; with ``--scarce-au F`` also AU labels kept on a fraction F of the
-   training frames, with and without ``--relations``) and per seed (``--seeds``, at least 3):
+   training frames, with and without ``--relations``) and per seed (``--seeds``, at least 3;
+   ``--min-seeds 2`` for exploratory sweeps):
    train on train, choose the epoch (``best.pt``) on val only, evaluate that checkpoint once
    on test.
 3. Beside them, computed by this script on the same parts: a trivial floor (the training
@@ -13,7 +15,9 @@
    16x16 RGB thumbnails, standardised and projected on their first 96 principal axes; each
    regularisation chosen on val), both evaluated on test.
 4. Reported on test only: per metric, the mean over seeds and a 95 % interval
-   (t distribution, n - 1 degrees of freedom: mean +- t * sd / sqrt(n)).
+   (t distribution, n - 1 degrees of freedom: mean +- t * sd / sqrt(n)). The floor and the
+   linear baseline are also evaluated on val (``test_baselines.on_val``), for choices such as a
+   data preset, which are made on val.
 
 ``--models cnn,cnn-gru`` runs every variant with each model (the temporal one with ``--window``
 frames a window); a variant's key is its name, followed by ``/MODEL`` for any model but cnn.
