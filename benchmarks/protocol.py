@@ -1,10 +1,12 @@
 """The evaluation protocol: figures that cannot leak, with their spread.
 
 1. Data: the synthetic release (``--wild`` nuisances on by default), ingested into a store and
-   split by subject into train, val and test (``--ratios``, stratified by expression), each
+   split by subject into train, val and test (``--ratios``, stratified by expression; ``--stratify
+   none``: the split depends on the seed only, so rows with other labels share it), each
    part exported. No subject is in two parts.
 2. Per variant (full labels; with ``--scarce-au F`` also AU labels kept on a fraction F of the
-   training frames, with and without ``--relations``) and per seed (``--seeds``, at least 3):
+   training frames, with and without ``--relations``) and per seed (``--seeds``, at least 3;
+   ``--min-seeds 2`` for exploratory sweeps):
    train on train, choose the epoch (``best.pt``) on val only, evaluate that checkpoint once
    on test.
 3. Beside them, computed by this script on the same parts: a trivial floor (the training
@@ -13,7 +15,9 @@
    16x16 RGB thumbnails, standardised and projected on their first 96 principal axes; each
    regularisation chosen on val), both evaluated on test.
 4. Reported on test only: per metric, the mean over seeds and a 95 % interval
-   (t distribution, n - 1 degrees of freedom: mean +- t * sd / sqrt(n)).
+   (t distribution, n - 1 degrees of freedom: mean +- t * sd / sqrt(n)). The floor and the
+   linear baseline are also evaluated on val (``test_baselines.on_val``), for choices such as a
+   data preset, which are made on val.
 
 ``--models cnn,cnn-gru`` runs every variant with each model (the temporal one with ``--window``
 frames a window); a variant's key is its name, followed by ``/MODEL`` for any model but cnn.
@@ -213,15 +217,14 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     from affdata.export import export_part
     from affdata.labels import import_labels
     from affdata.splits import create_split
-    from affdata.synthetic import Wild, generate_dataset
+    from affdata.synthetic import generate_dataset
     from affdata.videos import ingest_videos
 
     work = args.work
     info: dict[str, Any] = {}
     data = work / "data"
     if not (data / "dataset.json").is_file():
-        wild = Wild.parse(args.wild_knobs, preset=args.wild) if (args.wild or args.wild_knobs) else None
-        generate_dataset(data, subjects=args.subjects, seconds=args.seconds, seed=args.data_seed, wild=wild)
+        generate_dataset(data, subjects=args.subjects, seconds=args.seconds, seed=args.data_seed, wild=wild_of(args))
     exports = work / f"exports{args.size}"
     done = exports / "test" / "meta" / "info.json"
     if not done.is_file():
@@ -229,7 +232,8 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
         ingest_videos(store, [data / "videos"], subject_pattern=r"^(subj\d+)_")
         import_boxes(store, data / "boxes.csv", data / "subjects.csv")
         import_labels(store, [data / "annotations"], source="synthetic")
-        create_split(store, "protocol", by="subject", ratios=args.ratios, seed=args.data_seed, stratify="expression")
+        create_split(store, "protocol", by="subject", ratios=args.ratios, seed=args.data_seed,
+                     stratify=None if args.stratify == "none" else args.stratify)
         for part in ("train", "val", "test"):
             export_part(store, split="protocol", part=part, out=exports / part, size=args.size, source="synthetic")
         if args.scarce_au < 1:
@@ -306,6 +310,9 @@ def _baselines(args, exports: Path, arrays: dict, n_classes: int, baselines: dic
     baselines["floor"] = {k: evaluate_model(floor, exports / "test", batch_size=512).get(k) for k in KEYS}
     linear, chosen = linear_predictor(arrays["train"], arrays["val"], n_classes)
     baselines["linear"] = {k: evaluate_model(linear, exports / "test", batch_size=512).get(k) for k in KEYS}
+    # the same predictors on val: a choice made from these runs (a data preset) is made on val
+    baselines["on_val"] = {name: {k: evaluate_model(p, exports / "val", batch_size=512).get(k) for k in KEYS}
+                        for name, p in (("floor", floor), ("linear", linear))}
     baselines["linear_chosen_on_val"] = chosen
     if (exports / "train-scarce").is_dir():
         scarce = _arrays(exports / "train-scarce")
@@ -313,7 +320,7 @@ def _baselines(args, exports: Path, arrays: dict, n_classes: int, baselines: dic
         baselines["linear_scarce_au"] = {k: evaluate_model(lin, exports / "test", batch_size=512).get(k) for k in KEYS}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path(".bench/protocol"))
     parser.add_argument("--subjects", type=int, default=15)
@@ -323,6 +330,9 @@ def main() -> None:
                         help="the nuisances of the wild (affdata demo generate --wild); --no-wild: plain data")
     parser.add_argument("--wild-knobs", default=None, help="as affdata demo generate --wild-knobs")
     parser.add_argument("--ratios", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.6, 0.2, 0.2))
+    parser.add_argument("--stratify", choices=("expression", "none"), default="expression",
+                        help="none: the subject split depends on the seed only, so rows that differ in their "
+                             "labels (wild knobs) share their train, val and test subjects")
     parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -331,6 +341,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per training (1: on a shared, oversubscribed CPU 2 threads ran about 8x slower)")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--min-seeds", type=int, default=3,
+                        help="refuse fewer seeds than this (2: exploratory sweeps, e.g. one row per wild knob; "
+                             "their intervals are t(1 dof) wide)")
     parser.add_argument("--scarce-au", type=float, default=1.0,
                         help="also train with AU labels on this fraction of the training frames, with and without --relations")
     parser.add_argument("--models", default="cnn", help="comma list of networks to run each variant with: cnn, cnn-gru, ...")
@@ -338,9 +351,22 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true", help="networks only (the baselines come from another run)")
     parser.add_argument("--variants", default=None,
                         help="comma list among full, full+relations, scarce, scarce+relations (default: full, and the scarce pair with --scarce-au)")
-    args = parser.parse_args()
-    if len(args.seeds) < 3:
-        parser.error("--seeds: at least 3 seeds (an interval needs them)")
+    args = parser.parse_args(argv)
+    if len(args.seeds) < max(2, args.min_seeds):
+        parser.error(f"--seeds: at least {max(2, args.min_seeds)} seeds (an interval needs them)")
+    return args
+
+
+def wild_of(args: argparse.Namespace):
+    """The generator's nuisances for these arguments: ``--wild-knobs`` over the preset with
+    ``--wild`` (the default), over all-off with ``--no-wild``; None for plain data."""
+    from affdata.synthetic import Wild
+
+    return Wild.parse(args.wild_knobs, preset=args.wild) if (args.wild or args.wild_knobs) else None
+
+
+def main() -> None:
+    args = parse_args()
     t0 = time.perf_counter()
     data_info = prepare(args)
     exports = Path(data_info["exports"])
@@ -370,7 +396,8 @@ def main() -> None:
             variants[key] = {"train_part": part, "relations": name.endswith("+relations"), "model": model,
                              "test": {k: interval([r["test"][k] for r in runs]) for k in KEYS}, "runs": runs}
     times["total_s"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps({"benchmark": "protocol", "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    wild = wild_of(args)
+    print(json.dumps({"benchmark": "protocol", "wild": wild.to_json() if wild else None, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                       "data": data_info, "times": times, "test_baselines": baselines, "variants": variants},
                      indent=2, default=float))
 

@@ -39,3 +39,20 @@ def test_the_floor_predicts_training_constants() -> None:
     pred = floor_predictor(train, 4)(torch.zeros(5, 3, 16, 16, dtype=torch.uint8))
     assert torch.allclose(pred.va, torch.tensor([[0.3, -0.2]] * 5))
     assert (pred.au_logits > 0).all() and (pred.expr_logits.argmax(1) == 2).all()
+
+
+def test_seeds_and_wild_knobs_from_the_command_line() -> None:
+    from affdata.synthetic import Wild
+    from benchmarks.protocol import parse_args, wild_of
+
+    with pytest.raises(SystemExit):
+        parse_args(["--seeds", "0,1"])  # the published protocol keeps 3 seeds at least
+    with pytest.raises(SystemExit):
+        parse_args(["--seeds", "0", "--min-seeds", "1"])  # one seed has no interval at all
+    assert parse_args(["--seeds", "0,1", "--min-seeds", "2"]).seeds == [0, 1]
+    assert wild_of(parse_args([])) == Wild.preset()
+    assert wild_of(parse_args(["--no-wild"])) is None
+    one = wild_of(parse_args(["--no-wild", "--wild-knobs", "pose=1"]))
+    assert one == Wild(pose=1.0)  # one knob alone: over all-off, not over the preset
+    assert wild_of(parse_args(["--wild-knobs", "pose=0.5"])) == Wild.parse("pose=0.5", preset=True)
+    assert parse_args([]).stratify == "expression" and parse_args(["--stratify", "none"]).stratify == "none"
