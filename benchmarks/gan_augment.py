@@ -13,7 +13,7 @@ Uses ``benchmarks/gan_quality.py``'s work folder (its exports and its GAN; run i
    training labels, is used (it has seen labels the low-data network has not: say so).
 3. Per variant and seed: train on it, choose the epoch on val, evaluate once on test; report
    the mean and 95 % interval over seeds, and the paired per-seed differences to ``low``.
-Prints JSON.
+Prints JSON; each finished run goes to stderr and WORK/augment-partial.json as it ends.
 """
 
 from __future__ import annotations
@@ -125,12 +125,18 @@ def main() -> None:
     t0 = time.perf_counter()
     info = build(args, exports)
     tag = f"{args.fraction:g}"
+    names = args.variants.split(",")
+    runs: dict = {name: [] for name in names}
+    partial = args.work / "augment-partial.json"
+    for s in args.seeds:  # seeds outer: a run cut short still leaves paired seeds
+        for name in names:
+            runs[name].append(run_seed(args, exports, args.work / ("train-low" + tag + name[len("low"):]), s))
+            print(json.dumps({"variant": name, **runs[name][-1]}, default=float), file=sys.stderr, flush=True)
+            partial.write_text(json.dumps({"data": info, "runs": runs}, indent=2, default=float))
     variants: dict = {}
-    for name in args.variants.split(","):
-        data = args.work / ("train-low" + tag + name[len("low"):])
-        runs = [run_seed(args, exports, data, s) for s in args.seeds]
-        variants[name] = {"data": data.name, "test": {k: interval([r["test"][k] for r in runs]) for k in KEYS},
-                          "runs": runs}
+    for name in names:
+        variants[name] = {"data": "train-low" + tag + name[len("low"):],
+                          "test": {k: interval([r["test"][k] for r in runs[name]]) for k in KEYS}, "runs": runs[name]}
     for name in variants:
         if name != "low" and "low" in variants:
             variants[name]["minus_low_paired"] = {
