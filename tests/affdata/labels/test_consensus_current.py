@@ -50,6 +50,9 @@ def assert_current(store: Store) -> dict[str, int]:
         want = _rows(store, f"SELECT * FROM rules_{view} ORDER BY {order}")
         assert len(got) == len(want), view
         assert got == want, view
+    # no consensus AU row outlives the labels it was derived from
+    assert _rows(store, "SELECT COUNT(*) FROM consensus_au c WHERE NOT EXISTS (SELECT 1 FROM au_label a "
+                        "WHERE a.track_id = c.track_id AND a.frame_idx = c.frame_idx AND a.au_id = c.au_id)") == [(0,)]
     va, au, expr = _rows(store, "SELECT SUM(has_va), SUM(has_au), SUM(has_expr) FROM frame_labels")[0]
     return {"va": va or 0, "au": au or 0, "expr": expr or 0,
             "au_rows": _rows(store, "SELECT COUNT(*) FROM frame_au_labels")[0][0]}
