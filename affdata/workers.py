@@ -18,6 +18,7 @@ remaining tasks.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -27,6 +28,20 @@ from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
 from affdata.errors import AffdataError
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_process(processes: int) -> int:
+    """Threads each of ``processes`` local workers should use so that together they do not
+    start more threads than there are cores (torch and decoders default to one per core)."""
+    return max(1, usable_cpus() // max(1, processes))
 
 RECYCLE_EVERY = 25
 

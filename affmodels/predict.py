@@ -15,7 +15,6 @@ each frame taking the output of the first window that holds it.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -141,13 +140,6 @@ def predict_shard(job: ShardJob) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def predict_export(checkpoint: str | Path, data: str | Path, *, batch_size: int = 256, workers: int = 1,
                    device: str = "cpu", verify: bool = True, executor: Executor | None = None,
                    progress: Callable[[int], None] | None = None,
@@ -164,9 +156,11 @@ def predict_export(checkpoint: str | Path, data: str | Path, *, batch_size: int 
     ``progress(rows)`` is called as each shard's rows arrive, ``on_total(rows)`` once before.
     """
     from affdata.executor import PoolExecutor
+    from affdata.workers import threads_per_process
 
     checkpoint = Path(checkpoint)
-    if load_checkpoint(checkpoint).get("model_config", {}).get("temporal"):
+    saved = load_checkpoint(checkpoint)  # a clear error here, not one per task
+    if saved.get("model_config", {}).get("temporal"):
         if (executor is not None and (executor.remote or executor.slots > 1)) or workers > 1:
             raise PredictError(f"{checkpoint}: a temporal model predicts an export in this process (its "
                                "windows follow a track across shards); run it without a cluster or workers")
@@ -179,13 +173,13 @@ def predict_export(checkpoint: str | Path, data: str | Path, *, batch_size: int 
         if not executor.remote and executor.slots <= 1:
             _, state = MODELS.get(checkpoint, sha, device, check=False)  # this process is the worker
         else:
-            state = load_checkpoint(checkpoint)  # a clear error here, not one per task
+            state = saved
             if state.get("kind") != "multitask":
                 raise CheckpointError(f"{checkpoint}: a {state.get('kind')} checkpoint, not a multi-task network")
         vocab = state["vocabulary"]
         manifest = load_manifest(data, check=False)  # each task checks its own shard
         where = str(data) if is_remote(data) else executor.path_map.to_worker(Path(data).resolve())
-        threads = max(1, _cpus() // executor.slots) if (not executor.remote and executor.slots > 1) else None
+        threads = threads_per_process(executor.slots) if (not executor.remote and executor.slots > 1) else None
         starts = np.concatenate([[0], np.cumsum([s.rows for s in manifest.shards])[:-1]]).astype(int)
         jobs = [ShardJob(executor.path_map.to_worker(checkpoint.resolve()), sha, where, i, entry, int(starts[i]),
                          batch_size, str(device), verify, threads) for i, entry in enumerate(manifest.shards)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import os
 import shutil
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -55,7 +54,7 @@ from affdata.export.unchanged import check_unchanged
 from affdata.executor import Executor
 from affdata.storage import check_url, is_url, redact, staging_root
 from affdata.faces.align import ALIGN_POLICY, aligned_square, similarities
-from affdata.workers import RECYCLE_EVERY, recycled_pool, worker_context
+from affdata.workers import RECYCLE_EVERY, recycled_pool, threads_per_process, worker_context
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +120,6 @@ def _versions() -> dict[str, str]:
 
     return {"pyarrow": pa.__version__, "simplejpeg": simplejpeg.__version__, "pillow": PIL.__version__,
             "torch": version("torch")}  # torch resizes the crops (affdata.export.crop)
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def export_part(store: Store, *, split: str, part: str, out: Path | str, size: int = 112,
@@ -468,7 +460,7 @@ def _export_pool(run: _Run, videos: list[VideoRef], writer: ShardWriter, staging
         ctx.set_forkserver_preload(["numpy", "numpy.ma", "pyarrow", "PIL.Image", "PIL.ImageFile",
                                     "simplejpeg", "torch", "decord", "av", "affdata.video",
                                     "affdata.export.encode"])
-    threads = max(1, _cpus() // workers)
+    threads = threads_per_process(workers)
     window: deque[tuple[VideoRef, list[_TrackPlan], Future | None]] = deque()
     todo = iter(enumerate(videos))
     # Workers are recycled every RECYCLE_EVERY videos each, by a fresh pool (affdata.workers).

@@ -11,7 +11,6 @@ others go on; a video with boxes from a file or a person is not touched.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
@@ -28,7 +27,7 @@ from affdata.faces.detector import make_detector
 from affdata.faces.scan import scan_video
 from affdata.faces.store import detector_source, kept_boxes, replace_detected
 from affdata.faces.track import Track, TrackingParams, link, name_tracks
-from affdata.workers import recycled_pool, worker_context
+from affdata.workers import recycled_pool, threads_per_process, worker_context
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -171,7 +170,7 @@ def detect_faces(store: Store, videos: Sequence[str] = (), *, all_videos: bool =
         on_total(sum(r.frame_count for r in todo))
     tick = progress or (lambda n: None)
     seconds = {"detector": 0.0, "other": 0.0}
-    threads = max(1, _cpus() // workers) if workers > 1 else None
+    threads = threads_per_process(workers) if workers > 1 else None
 
     def job(r: Any) -> _Job:
         src = VideoSourceRow(r.path, r.kind, r.decoder, r.stream_index, int(r.frame_count),
@@ -219,8 +218,3 @@ def detect_faces(store: Store, videos: Sequence[str] = (), *, all_videos: bool =
                         {k: round(v, 3) for k, v in seconds.items()})
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

@@ -22,26 +22,15 @@ from tests.scale.tasks import model_loads, set_env
 def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny synthetic release exported at 32 px in shards of 12 rows, and a checkpoint of a
     network trained on it for two steps (predictions need weights, not a good model)."""
-    from affdata.boxes import import_boxes
-    from affdata.export import export_part
-    from affdata.labels import import_labels
-    from affdata.synthetic import generate_dataset
-    from affdata.videos import ingest_videos
     from affmodels.train import TrainConfig, train
+    from tests.affmodels.training.conftest import synthetic_exports
 
     root = tmp_path_factory.mktemp("predict")
-    data = root / "data"
-    generate_dataset(data, subjects=2, seconds=3, seed=4)
-    store = Store(str(root / "affdata.db"))
-    assert ingest_videos(store, [data / "videos"], subject_pattern=r"^(subj\d+)_").ok
-    import_boxes(store, data / "boxes.csv", data / "subjects.csv")
-    assert import_labels(store, [data / "annotations"], source="tiny", as_split="official").ok
-    export_part(store, split="official", part="train", out=root / "export", size=32, shard_size=12,
-                row_group_size=4)
-    store.close()
-    train(TrainConfig(data=str(root / "export"), out=str(root / "run"), epochs=1, batch_size=8, workers=0,
+    synthetic_exports(root, subjects=2, seconds=3, seed=4, parts=("train",), size=32, shard_size=12,
+                      row_group_size=4)
+    train(TrainConfig(data=str(root / "train"), out=str(root / "run"), epochs=1, batch_size=8, workers=0,
                       seed=1, width=8, device="cpu", max_steps=2, threads=1))
-    return {"export": root / "export", "checkpoint": root / "run" / "last.pt", "db": root / "affdata.db"}
+    return {"export": root / "train", "checkpoint": root / "run" / "last.pt", "db": root / "affdata.db"}
 
 
 @pytest.fixture(scope="session")
