@@ -26,12 +26,6 @@ from affmodels.gan.identity import Faces
 from affmodels.gan.targets import Target
 
 
-def _read(export: Path) -> tuple[pa.Table, dict]:
-    manifest = load_manifest(export)
-    tables = [pq.read_table(manifest.root / s.path) for s in manifest.shards]
-    return pa.concat_tables(tables), manifest.raw
-
-
 def _runs(keys: np.ndarray, has: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Per track (``keys``), keep one random contiguous run of ``fraction`` of its labelled rows."""
     keep = np.zeros(len(has), bool)
@@ -132,7 +126,9 @@ def write_export(table: pa.Table, like: dict, out: Path, source: str) -> Path:
 
 def read_export(export: str | Path) -> tuple[pa.Table, dict]:
     """The rows of an export as one Arrow table, and its manifest."""
-    return _read(Path(export))
+    manifest = load_manifest(Path(export))
+    tables = [pq.read_table(manifest.root / s.path) for s in manifest.shards]
+    return pa.concat_tables(tables), manifest.raw
 
 
 __all__ = ["generated_table", "read_export", "thin_table", "write_export"]
