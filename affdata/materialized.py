@@ -57,11 +57,13 @@ def labels_changed(conn: Connection, *, source_ids: Iterable[int], track_ids: It
     if new:
         human, consensus = sources
         if counts and len(human) == 1 and not consensus:
-            _add_labelled_tracks(conn, new, human[0])  # one write per frame, not a blank row and updates
-            conn.execute(text(
-                "INSERT INTO consensus_au (track_id, frame_idx, au_id, present, intensity) "
-                "SELECT track_id, frame_idx, au_id, present, intensity FROM au_label "
-                f"WHERE source_id = {int(human[0])}{_scope('track_id', new)}"))
+            todo = set(tasks)
+            _add_labelled_tracks(conn, new, human[0], todo)  # one write per frame, not a blank row and updates
+            if "au" in todo:
+                conn.execute(text(
+                    "INSERT INTO consensus_au (track_id, frame_idx, au_id, present, intensity) "
+                    "SELECT track_id, frame_idx, au_id, present, intensity FROM au_label "
+                    f"WHERE source_id = {int(human[0])}{_scope('track_id', new)}"))
             tracks = [t for t in tracks if t not in set(new)]
         else:
             for track_id, video_id in conn.execute(text(f"SELECT id, video_id FROM track WHERE id IN ({_ints(new)})")):
@@ -93,8 +95,12 @@ def _tracks_without_rows(conn: Connection, tracks: list[int]) -> list[int]:
         "(SELECT 1 FROM consensus_frame c WHERE c.track_id = t.id)"))]
 
 
-def _add_labelled_tracks(conn: Connection, tracks: list[int], human: int) -> None:
+def _add_labelled_tracks(conn: Connection, tracks: list[int], human: int, tasks: set[str]) -> None:
     """Rows for new tracks, labelled by the one human source of the store (no consensus source).
+
+    A new track's labels are all of the write that created it, so only the write's ``tasks``
+    are looked up: a release's file holds one task, and each look-up costs every frame an
+    index probe.
 
     Each frame's labels are looked up by primary key. On PostgreSQL the look-ups are ``LATERAL``
     with ``LIMIT 1`` (at most one row anyway; it keeps the planner from turning them back into
@@ -104,21 +110,26 @@ def _add_labelled_tracks(conn: Connection, tracks: list[int], human: int) -> Non
     the square of its length: most of what keeping the consensus cost PostgreSQL's import).
     """
     h = int(human)
-    if conn.dialect.name == "postgresql":
-        joins = (f"LEFT JOIN LATERAL (SELECT valence, arousal FROM va_label WHERE track_id = t.id "
-                 f"AND frame_idx = f.idx AND source_id = {h} LIMIT 1) va ON TRUE "
-                 f"LEFT JOIN LATERAL (SELECT expr_id FROM expr_label WHERE track_id = t.id "
-                 f"AND frame_idx = f.idx AND source_id = {h} LIMIT 1) ex ON TRUE ")
-    else:
-        joins = (f"LEFT JOIN va_label va ON va.track_id = t.id AND va.frame_idx = f.idx AND va.source_id = {h} "
-                 f"LEFT JOIN expr_label ex ON ex.track_id = t.id AND ex.frame_idx = f.idx AND ex.source_id = {h} ")
+    lateral = conn.dialect.name == "postgresql"
+    joins = ""
+    for task, alias, table, columns in (("va", "va", "va_label", "valence, arousal"), ("expr", "ex", "expr_label", "expr_id")):
+        if task not in tasks:
+            continue
+        if lateral:
+            joins += (f"LEFT JOIN LATERAL (SELECT {columns} FROM {table} WHERE track_id = t.id "
+                      f"AND frame_idx = f.idx AND source_id = {h} LIMIT 1) {alias} ON TRUE ")
+        else:
+            joins += (f"LEFT JOIN {table} {alias} ON {alias}.track_id = t.id AND {alias}.frame_idx = f.idx "
+                      f"AND {alias}.source_id = {h} ")
+    va = ("va.valence, va.arousal, CASE WHEN va.valence IS NULL THEN 0 ELSE 1 END" if "va" in tasks
+          else "NULL, NULL, 0")
+    expr = "ex.expr_id, CASE WHEN ex.expr_id IS NULL THEN 0 ELSE 1 END" if "expr" in tasks else "NULL, 0"
+    au = ("CASE WHEN EXISTS (SELECT 1 FROM au_label a WHERE a.track_id = t.id AND a.frame_idx = f.idx "
+          f"AND a.source_id = {h} AND a.present IS NOT NULL) THEN 1 ELSE 0 END" if "au" in tasks else "0")
     conn.execute(text(
         "INSERT INTO consensus_frame (track_id, frame_idx, pts_s, present, valence, arousal, has_va, "
         "expr_id, has_expr, has_au) "
-        "SELECT t.id, f.idx, f.pts_s, f.present, va.valence, va.arousal, "
-        "CASE WHEN va.valence IS NULL THEN 0 ELSE 1 END, ex.expr_id, CASE WHEN ex.expr_id IS NULL THEN 0 ELSE 1 END, "
-        "CASE WHEN EXISTS (SELECT 1 FROM au_label a WHERE a.track_id = t.id AND a.frame_idx = f.idx "
-        f"AND a.source_id = {h} AND a.present IS NOT NULL) THEN 1 ELSE 0 END "
+        f"SELECT t.id, f.idx, f.pts_s, f.present, {va}, {expr}, {au} "
         f"FROM track t JOIN frame f ON f.video_id = t.video_id {joins}"
         f"WHERE t.id IN ({_ints(tracks)})"))
 

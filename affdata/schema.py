@@ -381,6 +381,11 @@ class ConsensusFrame(Base):
     Written only by :mod:`affdata.materialized`, in the transaction of the write that changed
     the labels; the ``frame_labels`` view reads it. ``pts_s`` and ``present`` are copied from
     ``frame`` (frames never change once ingested), so a whole-release question reads one table.
+
+    No foreign key to ``track`` (revision 0008): the writer takes its track ids from the store in
+    the same transaction, and the key's per-row look-up was most of what keeping the consensus
+    cost a PostgreSQL import. A trigger on ``track`` (made by the migration) deletes a removed
+    track's rows here and in ``consensus_au``, as the key's ``ON DELETE CASCADE`` did.
     """
 
     __tablename__ = "consensus_frame"
@@ -393,9 +398,7 @@ class ConsensusFrame(Base):
         _without_rowid(),
     )
 
-    track_id: Mapped[int] = mapped_column(
-        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
-    )
+    track_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # no key: see below
     frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     pts_s: Mapped[float] = mapped_column(Float64)
     present: Mapped[bool] = mapped_column()
@@ -413,9 +416,7 @@ class ConsensusAU(Base):
     __tablename__ = "consensus_au"
     __table_args__ = _without_rowid()
 
-    track_id: Mapped[int] = mapped_column(
-        ForeignKey("track.id", ondelete="CASCADE"), primary_key=True
-    )
+    track_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # see ConsensusFrame
     frame_idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     au_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     present: Mapped[int | None] = mapped_column(SmallInteger)

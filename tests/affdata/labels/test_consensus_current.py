@@ -15,7 +15,7 @@ from affdata.db import Store
 from affdata.formats import LabelTable
 from affdata.labels import import_labels
 from affdata.labels.consensus import build_consensus
-from affdata.labels.importer import import_predictions
+from affdata.labels.importer import import_predictions, store_tables
 from affdata.views import VIEWS_V1
 
 ORDER = {"frame_labels": "track_id, frame_idx", "frame_au_labels": "track_id, frame_idx, au_id"}
@@ -53,6 +53,13 @@ def assert_current(store: Store) -> dict[str, int]:
     # no consensus AU row outlives the labels it was derived from
     assert _rows(store, "SELECT COUNT(*) FROM consensus_au c WHERE NOT EXISTS (SELECT 1 FROM au_label a "
                         "WHERE a.track_id = c.track_id AND a.frame_idx = c.frame_idx AND a.au_id = c.au_id)") == [(0,)]
+    # no consensus row outlives its track (no foreign key since 0008: a trigger on track), and
+    # every track has one row per frame of its video
+    for table in ("consensus_frame", "consensus_au"):
+        assert _rows(store, f"SELECT COUNT(*) FROM {table} c WHERE NOT EXISTS "
+                            "(SELECT 1 FROM track t WHERE t.id = c.track_id)") == [(0,)], table
+    assert _rows(store, "SELECT COUNT(*) FROM consensus_frame") == _rows(
+        store, "SELECT COUNT(*) FROM track t JOIN frame f ON f.video_id = t.video_id")
     va, au, expr = _rows(store, "SELECT SUM(has_va), SUM(has_au), SUM(has_expr) FROM frame_labels")[0]
     return {"va": va or 0, "au": au or 0, "expr": expr or 0,
             "au_rows": _rows(store, "SELECT COUNT(*) FROM frame_au_labels")[0][0]}
@@ -154,3 +161,53 @@ def test_a_new_track_gets_its_frames(store_with_rules: Store, tmp_path: Path) ->
     import_boxes(store, boxes)
     assert_current(store)
     assert _rows(store, f"SELECT COUNT(*) FROM frame_labels WHERE video = '{video}' AND track = 'guest'") == [(frames,)]
+
+
+def test_one_file_with_every_task_for_a_new_track(store_with_rules: Store, annotations: Path) -> None:
+    """A new track's rows are written from the tasks of the write that made it: a file holding
+    all three tasks (as the studio's submissions can) gets all three at once."""
+    store = store_with_rules
+    import_labels(store, [annotations], source="aff")
+    (video, video_id, frames), = _rows(store, "SELECT name, id, frame_count FROM video ORDER BY name LIMIT 1")
+    n = frames // 2
+    table = LabelTable(path="all.csv", video=video, track="second", frames=np.arange(n), lines=np.arange(n) + 1,
+                       valence=np.linspace(-1, 1, n), arousal=np.full(n, 0.25), au_numbers=(1, 12),
+                       au_present=np.tile(np.array([[1, 0]], np.int8), (n, 1)), expr=np.full(n, 4, np.int16))
+    status, rows = store_tables(store, [(table, video_id)], source="aff", version="", kind="dataset", key="all.csv",
+                                path="all.csv", fmt="csv", digest="1" * 64)
+    assert status == "imported" and rows == 4 * n
+    counts = assert_current(store)
+    got = _rows(store, "SELECT COUNT(*), SUM(has_va), SUM(has_au), SUM(has_expr) FROM frame_labels "
+                       f"WHERE video = '{video}' AND track = 'second'")
+    assert got == [(frames, n, n, n)]
+    assert counts["au_rows"] >= 2 * n
+
+
+@pytest.mark.parametrize("how", ["track", "video", "detector"])
+def test_a_deleted_track_takes_its_consensus_rows(store_with_rules: Store, annotations: Path, tmp_path: Path,
+                                                  how: str) -> None:
+    """The trigger on track does what the foreign keys' ON DELETE CASCADE did: a track deleted
+    by itself, through its video, or by a new detector run leaves no consensus row behind."""
+    store = store_with_rules
+    import_labels(store, [annotations], source="aff")
+    video, video_id = _rows(store, "SELECT name, id FROM video ORDER BY name LIMIT 1")[0]
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("video,track,frame,x,y,w,h\n" + f"{video},guest,0,1,1,10,10\n")
+    import_boxes(store, boxes)
+    guest = _rows(store, f"SELECT id FROM track WHERE video_id = {video_id} AND name = 'guest'")[0][0]
+    labelled = _rows(store, f"SELECT id FROM track WHERE video_id = {video_id} AND name = 'main'")[0][0]
+    assert _rows(store, f"SELECT COUNT(*) FROM consensus_au WHERE track_id = {labelled}")[0][0] > 0
+    with store.transaction() as conn:
+        if how == "track":
+            conn.execute(sa.text(f"DELETE FROM track WHERE id IN ({guest}, {labelled})"))
+        elif how == "video":
+            conn.execute(sa.text(f"DELETE FROM video WHERE id = {video_id}"))
+        else:
+            from affdata.faces.store import replace_detected
+            conn.execute(sa.text(f"DELETE FROM face_box WHERE track_id = {guest}"))
+            replace_detected(conn, video_id, [], source_id=1)
+    gone = [guest] if how == "detector" else [guest, labelled]
+    for table in ("consensus_frame", "consensus_au"):
+        left = _rows(store, f"SELECT COUNT(*) FROM {table} WHERE track_id IN ({', '.join(map(str, gone))})")
+        assert left == [(0,)], table
+    assert_current(store)
