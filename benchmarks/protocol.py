@@ -388,6 +388,14 @@ def main() -> None:
     names = args.variants.split(",") if args.variants else (
         ["full"] + (["scarce", "scarce+relations"] if args.scarce_au < 1 else []))
     variants: dict[str, Any] = {}
+    wild = wild_of(args)
+
+    def report() -> str:
+        return json.dumps({"benchmark": "protocol", "wild": wild.to_json() if wild else None,
+                           "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                           "data": data_info, "times": times, "test_baselines": baselines, "variants": variants},
+                          indent=2, default=float)
+
     for name in names:
         for model in args.models.split(","):
             part = "train-scarce" if name.startswith("scarce") else "train"
@@ -395,11 +403,10 @@ def main() -> None:
             runs = [run_seed(args, exports, part, name.endswith("+relations"), seed, key, model) for seed in args.seeds]
             variants[key] = {"train_part": part, "relations": name.endswith("+relations"), "model": model,
                              "test": {k: interval([r["test"][k] for r in runs]) for k in KEYS}, "runs": runs}
+            # what is done so far, in case a long run is stopped before the end
+            (args.work / "protocol-partial.json").write_text(report() + "\n")
     times["total_s"] = round(time.perf_counter() - t0, 1)
-    wild = wild_of(args)
-    print(json.dumps({"benchmark": "protocol", "wild": wild.to_json() if wild else None, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                      "data": data_info, "times": times, "test_baselines": baselines, "variants": variants},
-                     indent=2, default=float))
+    print(report())
 
 
 if __name__ == "__main__":

@@ -228,6 +228,10 @@ def measure(backend: str, release: Path, tmp: Path, repeat: int, share: float, w
             on_s, _ = timed_import(on_url, release, maintain=True)
             offs.append(off_s)
             ons.append(on_s)
+            print(f"{backend} write round {round_ + 1}: {off_s:.1f} s without the upkeep, {on_s:.1f} s with it",
+                  file=sys.stderr)
+        if keep is None:
+            query_url = on_url  # the last round's store (the earlier ones are dropped)
         if keep is not None and not reuse:
             drop(query_url)
             query_url = kept_url(backend, keep, *size)
