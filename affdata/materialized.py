@@ -254,6 +254,10 @@ def _refresh_au(conn: Connection, tracks: list[int] | None, sources: tuple[list[
     conn.execute(text(f"UPDATE consensus_frame SET has_au = 0 WHERE has_au = 1{_scope('track_id', tracks)}"))
     voters = human + consensus
     if voters:  # has_au: any human or consensus source gave a presence label for the frame
-        _set_from(conn, "has_au = 1",
-                  f"(SELECT DISTINCT track_id, frame_idx FROM au_label WHERE present IS NOT NULL "
-                  f"AND source_id IN ({_ints(voters)}){_scope('track_id', tracks)}) AS x", tracks)
+        # a look-up per frame by the label's key, not a join with the distinct labelled frames:
+        # on SQLite the join made a temporary table of them first (0.8 s of a 1M-frame
+        # release's import against 0.35 s)
+        conn.execute(text(
+            f"UPDATE consensus_frame SET has_au = 1 WHERE EXISTS (SELECT 1 FROM au_label a "
+            f"WHERE a.track_id = consensus_frame.track_id AND a.frame_idx = consensus_frame.frame_idx "
+            f"AND a.source_id IN ({_ints(voters)}) AND a.present IS NOT NULL){_scope('track_id', tracks)}"))
