@@ -1,6 +1,8 @@
 """The evaluation protocol: figures that cannot leak, with their spread.
 
-1. Data: the synthetic release (``--wild`` nuisances on by default), ingested into a store and
+1. Data: the synthetic release, by default with the nuisances of the pixels (head pose,
+   lighting, occlusions, blur, identity variety: ``--wild-knobs pixels``; chosen on val, see
+   docs/synthetic.md), ``--wild`` for every nuisance, ``--no-wild`` for plain data; ingested into a store and
    split by subject into train, val and test (``--ratios``, stratified by expression; ``--stratify
    none``: the split depends on the seed only, so rows with other labels share it), each
    part exported. No subject is in two parts.
@@ -323,11 +325,12 @@ def _baselines(args, exports: Path, arrays: dict, n_classes: int, baselines: dic
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path(".bench/protocol"))
-    parser.add_argument("--subjects", type=int, default=15)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--subjects", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--wild", action=argparse.BooleanOptionalAction, default=True,
-                        help="the nuisances of the wild (affdata demo generate --wild); --no-wild: plain data")
+    parser.add_argument("--wild", action=argparse.BooleanOptionalAction, default=None,
+                        help="every nuisance of the wild (affdata demo generate --wild); --no-wild: plain data; "
+                             "neither (and no --wild-knobs): the pixel nuisances only (--wild-knobs pixels)")
     parser.add_argument("--wild-knobs", default=None, help="as affdata demo generate --wild-knobs")
     parser.add_argument("--ratios", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.6, 0.2, 0.2))
     parser.add_argument("--stratify", choices=("expression", "none"), default="expression",
@@ -358,11 +361,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def wild_of(args: argparse.Namespace):
-    """The generator's nuisances for these arguments: ``--wild-knobs`` over the preset with
-    ``--wild`` (the default), over all-off with ``--no-wild``; None for plain data."""
+    """The generator's nuisances for these arguments: the pixel preset when neither ``--wild``,
+    ``--no-wild`` nor ``--wild-knobs`` is given (the default); ``--wild-knobs`` over the full
+    preset with ``--wild``, over all-off otherwise; None for plain data (``--no-wild`` alone)."""
     from affdata.synthetic import Wild
 
-    return Wild.parse(args.wild_knobs, preset=args.wild) if (args.wild or args.wild_knobs) else None
+    if args.wild is None and args.wild_knobs is None:
+        return Wild.pixels()
+    return Wild.parse(args.wild_knobs, preset=bool(args.wild)) if (args.wild or args.wild_knobs) else None
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def generate(
     au_coverage: Annotated[float | None, typer.Option(help="Rendered datasets: share of person-frames with AU labels (default 0.2, as Aff-Wild2).", show_default=False)] = None,
     expr_coverage: Annotated[float | None, typer.Option(help="Rendered datasets: share of person-frames with an expression label (default 0.25).", show_default=False)] = None,
     wild: Annotated[bool, typer.Option("--wild", help="The nuisances of real recordings at their documented strength: head pose, lighting, hands and glasses, blur and compression, detector-like boxes, identity variety, 3 VA annotators with lag and bias, AU/expression disagreement (docs/synthetic.md).")] = False,
-    wild_knobs: Annotated[str | None, typer.Option("--wild-knobs", help="Set knobs one by one, over --wild or over nothing: pose, lighting, occlusion, blur, box_jitter, identity (0 to 2), annotators (count), label_noise, e.g. 'pose=0.5,annotators=3'.")] = None,
+    wild_knobs: Annotated[str | None, typer.Option("--wild-knobs", help="Set knobs one by one, over --wild or over nothing: pose, lighting, occlusion, blur, box_jitter, identity (0 to 2), annotators (count), label_noise, e.g. 'pose=0.5,annotators=3'; the word pixels sets pose, lighting, occlusion, blur and identity to 1 (no box jitter, no label noise).")] = None,
     json: JsonOption = False,
 ) -> None:
     """Render labelled face videos in the ABAW layout: videos/, annotations/{VA,AU,EXPR}_Set/,

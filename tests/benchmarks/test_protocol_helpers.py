@@ -50,9 +50,11 @@ def test_seeds_and_wild_knobs_from_the_command_line() -> None:
     with pytest.raises(SystemExit):
         parse_args(["--seeds", "0", "--min-seeds", "1"])  # one seed has no interval at all
     assert parse_args(["--seeds", "0,1", "--min-seeds", "2"]).seeds == [0, 1]
-    assert wild_of(parse_args([])) == Wild.preset()
+    assert wild_of(parse_args([])) == Wild.pixels()  # the default data: the pixel nuisances (chosen on val)
+    assert wild_of(parse_args(["--wild"])) == Wild.preset()
     assert wild_of(parse_args(["--no-wild"])) is None
     one = wild_of(parse_args(["--no-wild", "--wild-knobs", "pose=1"]))
     assert one == Wild(pose=1.0)  # one knob alone: over all-off, not over the preset
-    assert wild_of(parse_args(["--wild-knobs", "pose=0.5"])) == Wild.parse("pose=0.5", preset=True)
+    assert wild_of(parse_args(["--wild-knobs", "pose=1"])) == one
+    assert wild_of(parse_args(["--wild", "--wild-knobs", "pose=0.5"])) == Wild.parse("pose=0.5", preset=True)
     assert parse_args([]).stratify == "expression" and parse_args(["--stratify", "none"]).stratify == "none"

@@ -39,6 +39,10 @@ def _ccc(x: np.ndarray, y: np.ndarray) -> float:
 def test_parse_preset_and_refusals() -> None:
     assert Wild.parse("pose=0.5", preset=True) == Wild(**{**Wild.preset().to_json(), "pose": 0.5})
     assert Wild.parse("annotators=5").annotators == 5 and not Wild().on and Wild.preset().on
+    # the pixel preset: the five pixel knobs at 1, nothing of the boxes or the labels; later items win
+    assert Wild.parse("pixels") == Wild(pose=1, lighting=1, occlusion=1, blur=1, identity=1) == Wild.pixels()
+    assert Wild.parse("pixels,blur=0.5").blur == 0.5 and Wild.parse("pixels").box_jitter == 0
+    assert Wild.parse("pixels", preset=True) == Wild.preset()
     with pytest.raises(ConfigError, match="unknown wild knob 'glare=1'"):
         Wild.parse("glare=1")
     with pytest.raises(ConfigError, match="must be in"):
