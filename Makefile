@@ -8,6 +8,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# test files spread over this many processes (pytest-xdist; 0: one process)
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo annotate-demo test bench clean
 
@@ -31,7 +33,7 @@ annotate-demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # gan_augment.py after gan_quality.py: it uses the GAN that gan_quality.py trains
 bench: $(STAMP)
