@@ -84,8 +84,8 @@ class Wild:
     @classmethod
     def pixels(cls) -> Wild:
         """The nuisances of the pixels only (pose, lighting, occlusion, blur, identity at 1): no
-        detector-like boxes, no annotator lag or label noise. At 60 people it is the setting where
-        the network is above the linear baseline and the floor (docs/synthetic.md)."""
+        detector-like boxes, no annotator lag or label noise. At 60 people the network is above the
+        linear baseline and the floor there on AU and expression, level on VA (docs/synthetic.md)."""
         return cls(pose=1.0, lighting=1.0, occlusion=1.0, blur=1.0, identity=1.0)
 
     @classmethod
